@@ -1,0 +1,147 @@
+"""Configuration dataclasses for the transform network, the perceptual loss, training and iteration.
+
+Every run serialises these to JSON, so a model can be rebuilt, exported or validated
+with exactly the settings it was trained with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from stylecast.errors import StylecastError
+
+VGG_LAYER_NAMES: tuple[str, ...] = (
+    "relu1_1", "relu1_2",
+    "relu2_1", "relu2_2",
+    "relu3_1", "relu3_2", "relu3_3", "relu3_4",
+    "relu4_1", "relu4_2", "relu4_3", "relu4_4",
+    "relu5_1", "relu5_2", "relu5_3", "relu5_4",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Shape of the Johnson et al. transform network."""
+
+    width: int = 32
+    residual_blocks: int = 5
+
+    @classmethod
+    def preset(cls, name: str) -> NetworkConfig:
+        """`standard` (32/64/128 channels, 5 blocks) or `lite` (16/32/64, 3 blocks)."""
+        presets = {"standard": cls(32, 5), "lite": cls(16, 3)}
+        if name not in presets:
+            raise StylecastError(f"unknown network preset {name!r}; choose from {sorted(presets)}")
+        return presets[name]
+
+    def __post_init__(self) -> None:
+        if self.width <= 0 or self.residual_blocks < 0:
+            raise StylecastError(
+                f"network width must be > 0 and residual blocks >= 0 "
+                f"(got width={self.width}, residual_blocks={self.residual_blocks})"
+            )
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Weights and layers of the perceptual loss shared by training and iteration.
+
+    The defaults suit torchvision's ImageNet VGG-19. A calibrated random VGG
+    (``random:SEED``) has different feature scales; pass explicit weights for it.
+    """
+
+    content_layers: tuple[str, ...] = ("relu4_2",)
+    style_layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    style_layer_weights: tuple[float, ...] | None = None  # None: equal weights
+    content_weight: float = 1.0
+    style_weight: float = 1e6
+    tv_weight: float = 1e-5
+
+    def __post_init__(self) -> None:
+        # JSON round trips give lists; keep tuples so configs stay hashable and comparable.
+        object.__setattr__(self, "content_layers", tuple(self.content_layers))
+        object.__setattr__(self, "style_layers", tuple(self.style_layers))
+        if self.style_layer_weights is not None:
+            object.__setattr__(self, "style_layer_weights", tuple(self.style_layer_weights))
+        for name in (*self.content_layers, *self.style_layers):
+            if name not in VGG_LAYER_NAMES:
+                raise StylecastError(
+                    f"unknown VGG-19 layer {name!r}; valid names: {', '.join(VGG_LAYER_NAMES)}"
+                )
+        if not self.content_layers and not self.style_layers:
+            raise StylecastError("at least one content or style layer is needed")
+        if self.style_layer_weights is not None and len(self.style_layer_weights) != len(
+            self.style_layers
+        ):
+            raise StylecastError(
+                f"{len(self.style_layer_weights)} style layer weights given for "
+                f"{len(self.style_layers)} style layers"
+            )
+        for label, value in (
+            ("content weight", self.content_weight),
+            ("style weight", self.style_weight),
+            ("tv weight", self.tv_weight),
+        ):
+            if value < 0:
+                raise StylecastError(f"{label} must be >= 0 (got {value})")
+
+    @property
+    def layer_weights(self) -> dict[str, float]:
+        """Per-style-layer weights, equal when none were given."""
+        weights = self.style_layer_weights or (1.0,) * len(self.style_layers)
+        return dict(zip(self.style_layers, weights, strict=True))
+
+    @property
+    def deepest_layer(self) -> str:
+        used = (*self.content_layers, *self.style_layers)
+        return max(used, key=VGG_LAYER_NAMES.index)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything `stylecast train` needs besides devices, precision and logging cadence."""
+
+    style_image: str
+    content_dir: str
+    image_size: int = 256
+    style_size: int | None = None  # longer side of the style image; None: image_size
+    batch_size: int = 4
+    lr: float = 1e-3
+    vgg_weights: str = "imagenet"
+    seed: int = 0
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+
+    def __post_init__(self) -> None:
+        require_positive("image size", self.image_size)
+        require_positive("batch size", self.batch_size)
+        if self.lr <= 0:
+            raise StylecastError(f"learning rate must be > 0 (got {self.lr})")
+
+
+def require_positive(label: str, value: int | float) -> None:
+    """Raise a user-facing error unless ``value`` > 0."""
+    if value <= 0:
+        raise StylecastError(f"{label} must be > 0 (got {value})")
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a (nested) config dataclass."""
+    return dataclasses.asdict(config)
+
+
+def network_from_dict(data: dict[str, Any]) -> NetworkConfig:
+    return NetworkConfig(**data)
+
+
+def loss_from_dict(data: dict[str, Any]) -> LossConfig:
+    return LossConfig(**data)
+
+
+def train_from_dict(data: dict[str, Any]) -> TrainConfig:
+    data = dict(data)
+    data["network"] = network_from_dict(data.get("network", {}))
+    data["loss"] = loss_from_dict(data.get("loss", {}))
+    return TrainConfig(**data)

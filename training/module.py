@@ -1,0 +1,69 @@
+"""The LightningModule: the transform network, the perceptual loss and the optimiser.
+Lightning's Trainer owns the loop, devices, precision, checkpoints and logging."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from stylecast.errors import StylecastError
+
+from .config import train_from_dict
+from .images import load_image
+from .losses import PerceptualLoss
+from .network import TransformNet
+from .vgg import load_loss_network
+
+
+class StyleTransferModule(L.LightningModule):
+    """Trains a TransformNet for one style image. Hyper-parameters: the TrainConfig as a dict."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        cfg = train_from_dict(config)
+        style_path = Path(cfg.style_image)
+        if not style_path.is_file():
+            raise StylecastError(f"style image not found: {style_path}")
+        style = load_image(style_path, cfg.style_size or cfg.image_size)
+        loss_network = load_loss_network(
+            cfg.vgg_weights, (*cfg.loss.content_layers, *cfg.loss.style_layers)
+        )
+        self.save_hyperparameters(
+            {
+                "config": config,
+                "vgg_weights_id": loss_network.weights_id,
+                "style_sha256": hashlib.sha256(style_path.read_bytes()).hexdigest(),
+            }
+        )
+        self.cfg = cfg
+        self.network = TransformNet(cfg.network)
+        self.criterion = PerceptualLoss(loss_network, cfg.loss, style)
+        # The frozen VGG and the style Grams are rebuilt from the config, never checkpointed.
+        self.strict_loading = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x)
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        terms = self.criterion(self.network(batch), self.criterion.content_targets(batch))
+        self.log("train/loss", terms["total"], prog_bar=True)
+        self.log_dict({f"train/{name}": value for name, value in terms.items() if name != "total"})
+        return terms["total"]
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.network.parameters(), lr=self.cfg.lr)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint["state_dict"]
+        for key in [k for k in state if k.startswith("criterion.")]:
+            del state[key]
+
+
+def network_state(module: StyleTransferModule) -> dict[str, torch.Tensor]:
+    """The transform network's weights alone, on the CPU."""
+    return {k: v.detach().cpu() for k, v in module.network.state_dict().items()}
+

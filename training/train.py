@@ -1,0 +1,162 @@
+"""`stylecast train`: assemble data, module, callbacks and a Lightning Trainer, then fit."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch.utils.data import DataLoader
+from torchvision.transforms.v2 import functional as TF
+
+from stylecast.errors import Interrupted, StylecastError
+
+from .callbacks import SampleImages, RunArtifacts
+from .config import TrainConfig, require_positive, to_dict
+from .data import ContentImages, scan_content
+from .images import load_image
+from .module import StyleTransferModule
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("32", "bf16-mixed", "16-mixed")
+SAMPLE_IMAGES = 2
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a training run executes: where it writes, how long, on what hardware."""
+
+    out: str
+    max_steps: int = 40_000
+    max_epochs: int | None = None
+    precision: str = "32"
+    accelerator: str = "auto"
+    devices: str = "auto"
+    strategy: str = "auto"
+    num_nodes: int = 1
+    workers: int = 0
+    log_every: int = 10
+    sample_every: int = 500
+    checkpoint_every: int = 500
+    resume: str | None = None  # a checkpoint path, or "last": the newest checkpoint in OUT
+
+    def __post_init__(self) -> None:
+        if self.max_steps != -1:
+            require_positive("max steps", self.max_steps)
+        if self.max_epochs is not None:
+            require_positive("max epochs", self.max_epochs)
+        if self.precision not in PRECISIONS:
+            raise StylecastError(f"unknown precision {self.precision!r}; choose from {PRECISIONS}")
+        for label, value in (
+            ("log interval", self.log_every),
+            ("checkpoint interval", self.checkpoint_every),
+            ("num nodes", self.num_nodes),
+        ):
+            require_positive(label, value)
+        if self.workers < 0:
+            raise StylecastError(f"workers must be >= 0 (got {self.workers})")
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return Path(self.out) / "checkpoints"
+
+    def resume_path(self) -> str | None:
+        """The ckpt_path for Trainer.fit; refuses to start over an existing run unasked."""
+        existing = sorted(self.checkpoint_dir.glob("*.ckpt")) if self.checkpoint_dir.is_dir() else []
+        if self.resume is None:
+            if existing:
+                raise StylecastError(
+                    f"{self.out} already holds a training run ({existing[0].name}); "
+                    "continue it with --resume last, or choose another --out"
+                )
+            return None
+        if self.resume == "last":
+            if not existing:
+                raise StylecastError(f"no checkpoint to resume from in {self.checkpoint_dir}")
+            return "last"
+        if not Path(self.resume).is_file():
+            raise StylecastError(f"checkpoint to resume from not found: {self.resume}")
+        return self.resume
+
+
+def _sample_batch(files: list[Path], size: int) -> torch.Tensor:
+    images = [TF.center_crop(load_image(p, size), [size, size]) for p in files[:SAMPLE_IMAGES]]
+    return torch.stack([TF.resize(im, [size, size], antialias=True) for im in images])
+
+
+def _devices(value: str) -> int | str:
+    return int(value) if value.isdigit() else value
+
+
+def build_trainer(config: TrainConfig, run: RunOptions, samples: torch.Tensor) -> L.Trainer:
+    """A Trainer with progress bar, TensorBoard, last/best and on-interrupt checkpoints."""
+    out = Path(run.out)
+    callbacks = [
+        ModelCheckpoint(
+            dirpath=run.checkpoint_dir,
+            filename="best-step{step:06d}",
+            auto_insert_metric_name=False,
+            monitor="train/loss",
+            mode="min",
+            save_top_k=1,
+            save_last=True,
+            every_n_train_steps=run.checkpoint_every,
+        ),
+        # Ctrl-C, SIGTERM or a crash saves the state at that moment; Lightning's
+        # ckpt_path="last" (our `--resume last`) picks the newer of this and last.ckpt.
+        OnExceptionCheckpoint(dirpath=run.checkpoint_dir, filename="interrupted"),
+        SampleImages(samples, out / "samples", run.sample_every),
+        RunArtifacts(out, asdict(run)),
+    ]
+    return L.Trainer(
+        default_root_dir=out,
+        max_steps=run.max_steps,
+        max_epochs=run.max_epochs if run.max_epochs is not None else -1,
+        precision=run.precision,
+        accelerator=run.accelerator,
+        devices=_devices(run.devices),
+        strategy=run.strategy,
+        num_nodes=run.num_nodes,
+        logger=TensorBoardLogger(save_dir=out, name="tensorboard"),
+        callbacks=callbacks,
+        log_every_n_steps=run.log_every,
+        enable_model_summary=False,
+    )
+
+
+def run_training(config: TrainConfig, run: RunOptions) -> Path:
+    """Train a transform network; returns the run folder (checkpoints, transform.pt, config)."""
+    resume = run.resume_path()
+    files = scan_content(config.content_dir, min_side=16)
+    if len(files) < config.batch_size:
+        log.warning(
+            "only %d content image(s) for batch size %d: batches repeat images",
+            len(files), config.batch_size,
+        )
+        files = files * -(-config.batch_size // len(files))
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    module = StyleTransferModule(to_dict(config))
+    loader = DataLoader(
+        ContentImages(files, config.image_size),
+        batch_size=config.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=run.workers,
+        persistent_workers=run.workers > 0,
+    )
+    trainer = build_trainer(config, run, _sample_batch(files, config.image_size))
+    try:
+        trainer.fit(module, loader, ckpt_path=resume)
+    except SystemExit:  # Lightning exits this way on Ctrl-C and SIGTERM, after saving
+        pass
+    if trainer.interrupted:
+        raise Interrupted(
+            f"training interrupted at step {trainer.global_step}; state saved in "
+            f"{run.checkpoint_dir / 'last.ckpt'} — continue with --resume last"
+        )
+    return Path(run.out)
