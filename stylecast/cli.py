@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -97,6 +98,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
         sample_every=args.sample_every,
         checkpoint_every=args.checkpoint_every,
         resume=args.resume,
+        command=shlex.join(["stylecast", *sys.argv[1:]]),
     )
     out = run_training(config, run)
     print(f"trained: {out}")
@@ -160,7 +162,9 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--log-every", type=_positive_int, default=10, help="steps between logs")
     p.add_argument("--sample-every", type=int, default=500, help="steps between samples (0: off)")
     p.add_argument("--checkpoint-every", type=_positive_int, default=500)
-    p.add_argument("--export-name", help="export to the model repository under this name at the end")
+    p.add_argument(
+        "--export-name", help="export to the model repository under this name at the end"
+    )
     p.add_argument("--models-dir", default="models", help="model repository for --export-name")
     add_loss_arguments(p)
     p.set_defaults(handler=_cmd_train)
@@ -181,7 +185,66 @@ def _add_iterate(sub: Any) -> None:
     p.set_defaults(handler=_cmd_iterate)
 
 
-SUBCOMMANDS: list[Callable[[Any], None]] = [_add_train, _add_iterate]
+def _cmd_export(args: argparse.Namespace) -> None:
+    from .training.export import export_model
+
+    result = export_model(
+        args.source, args.name, args.models_dir, fp16=args.fp16, opset=args.opset,
+        description=args.description or "",
+    )  # fmt: skip
+    print(f"exported {result.card.name} v{result.card.version}: {result.model_path}")
+
+
+def _add_export(sub: Any) -> None:
+    p = sub.add_parser("export", help="export a trained network to ONNX in the model repository")
+    p.add_argument("source", metavar="RUN_OR_CHECKPOINT", help="a run folder or a .ckpt file")
+    p.add_argument("--name", required=True, help="model name (folder under --models-dir)")
+    p.add_argument("--models-dir", default="models")
+    p.add_argument("--fp16", action="store_true", help="half-precision weights (uint8 I/O kept)")
+    p.add_argument("--opset", type=_positive_int, default=20)
+    p.add_argument("--description", help="one line for the model card")
+    p.set_defaults(handler=_cmd_export)
+
+
+def _stylise_options(args: argparse.Namespace) -> Any:
+    from .serving.imaging import StyliseOptions
+
+    return StyliseOptions(
+        strength=args.strength, preserve_color=args.preserve_color, max_side=args.max_side
+    )
+
+
+def add_stylise_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--strength", type=float, default=1.0, help="0 = content, 1 = fully styled")
+    p.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
+    p.add_argument("--max-side", type=int, default=0, help="downscale larger inputs (0: off)")
+
+
+def _cmd_stylise(args: argparse.Namespace) -> None:
+    from .serving.stylise import stylise_files
+
+    written = stylise_files(
+        args.inputs, args.model, args.models_dir, args.out, _stylise_options(args),
+        max_pixels=args.max_pixels,
+    )  # fmt: skip
+    for path in written[:10]:
+        print(path)
+    if len(written) > 10:
+        print(f"… and {len(written) - 10} more")
+
+
+def _add_stylise(sub: Any) -> None:
+    p = sub.add_parser("stylise", aliases=["stylize"], help="stylise images offline (onnxruntime)")
+    p.add_argument("inputs", nargs="+", metavar="IN", help="image files or folders")
+    p.add_argument("--model", required=True, help="model name in --models-dir")
+    p.add_argument("--models-dir", default="models")
+    p.add_argument("--out", help="output file (one input) or folder; default: beside each input")
+    p.add_argument("--max-pixels", type=_positive_int, default=4096 * 4096)
+    add_stylise_options(p)
+    p.set_defaults(handler=_cmd_stylise)
+
+
+SUBCOMMANDS: list[Callable[[Any], None]] = [_add_train, _add_iterate, _add_export, _add_stylise]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -199,10 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         args.handler(args)
     except Interrupted as exc:

@@ -58,6 +58,7 @@ class RunArtifacts(L.Callback):
             "vgg_weights": pl_module.hparams["vgg_weights_id"],
             "style_sha256": pl_module.hparams["style_sha256"],
             "run": self.run_options,
+            "command": self.run_options.get("command", ""),
             **extra,
         }
         (self.out / RUN_CONFIG).write_text(json.dumps(payload, indent=2))

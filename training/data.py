@@ -35,7 +35,9 @@ def scan_content(folder: str | Path, min_side: int = MIN_SIDE) -> list[Path]:
     if skipped:
         log.warning(
             "skipped %d unreadable or tiny (< %d px) content file(s), e.g. %s",
-            len(skipped), min_side, skipped[0],
+            len(skipped),
+            min_side,
+            skipped[0],
         )
     if not usable:
         raise StylecastError(f"no usable content images under {folder} ({len(skipped)} skipped)")

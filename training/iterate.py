@@ -83,8 +83,10 @@ def stylise_iteratively(
     content = content.unsqueeze(0)
     targets = criterion.content_targets(content)
     generator = torch.Generator().manual_seed(config.seed)
-    start = content.clone() if config.init == "content" else torch.rand(
-        content.shape, generator=generator
+    start = (
+        content.clone()
+        if config.init == "content"
+        else torch.rand(content.shape, generator=generator)
     )
     image = start.requires_grad_(True)
     lr = config.lr or DEFAULT_LR[config.optimizer]

@@ -66,4 +66,3 @@ class StyleTransferModule(L.LightningModule):
 def network_state(module: StyleTransferModule) -> dict[str, torch.Tensor]:
     """The transform network's weights alone, on the CPU."""
     return {k: v.detach().cpu() for k, v in module.network.state_dict().items()}
-

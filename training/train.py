@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from stylecast.errors import Interrupted, StylecastError
 
-from .callbacks import SampleImages, RunArtifacts
+from .callbacks import RunArtifacts, SampleImages
 from .config import TrainConfig, require_positive, to_dict
 from .data import ContentImages, scan_content
 from .images import load_image
@@ -44,6 +45,7 @@ class RunOptions:
     sample_every: int = 500
     checkpoint_every: int = 500
     resume: str | None = None  # a checkpoint path, or "last": the newest checkpoint in OUT
+    command: str = ""  # the command line that started the run, recorded for model cards
 
     def __post_init__(self) -> None:
         if self.max_steps != -1:
@@ -67,7 +69,9 @@ class RunOptions:
 
     def resume_path(self) -> str | None:
         """The ckpt_path for Trainer.fit; refuses to start over an existing run unasked."""
-        existing = sorted(self.checkpoint_dir.glob("*.ckpt")) if self.checkpoint_dir.is_dir() else []
+        existing = (
+            sorted(self.checkpoint_dir.glob("*.ckpt")) if self.checkpoint_dir.is_dir() else []
+        )
         if self.resume is None:
             if existing:
                 raise StylecastError(
@@ -136,7 +140,8 @@ def run_training(config: TrainConfig, run: RunOptions) -> Path:
     if len(files) < config.batch_size:
         log.warning(
             "only %d content image(s) for batch size %d: batches repeat images",
-            len(files), config.batch_size,
+            len(files),
+            config.batch_size,
         )
         files = files * -(-config.batch_size // len(files))
     L.seed_everything(config.seed, workers=True, verbose=False)
@@ -150,10 +155,8 @@ def run_training(config: TrainConfig, run: RunOptions) -> Path:
         persistent_workers=run.workers > 0,
     )
     trainer = build_trainer(config, run, _sample_batch(files, config.image_size))
-    try:
+    with contextlib.suppress(SystemExit):  # Lightning's exit on Ctrl-C/SIGTERM, after saving
         trainer.fit(module, loader, ckpt_path=resume)
-    except SystemExit:  # Lightning exits this way on Ctrl-C and SIGTERM, after saving
-        pass
     if trainer.interrupted:
         raise Interrupted(
             f"training interrupted at step {trainer.global_step}; state saved in "

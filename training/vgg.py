@@ -107,7 +107,9 @@ def load_loss_network(spec: str, layers: tuple[str, ...]) -> LossNetwork:
             "\n%s\nVGG-19 weights are RANDOM (%s, variance-calibrated). Losses and any model\n"
             "trained with them are for TESTING ONLY, not gallery quality. Use\n"
             "--vgg-weights imagenet (default) or --vgg-weights PATH for real results.\n%s",
-            "!" * 72, weights_id, "!" * 72,
+            "!" * 72,
+            weights_id,
+            "!" * 72,
         )
     return LossNetwork(features, layers, weights_id)
 
@@ -174,7 +176,9 @@ def _features_state(state: object) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict):
         raise StylecastError("weights file does not hold a state dict")
     if any(key.startswith("features.") for key in state):
-        return {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
+        return {
+            k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")
+        }
     return state
 
 

@@ -1,0 +1,131 @@
+"""The model repository: `models/NAME/<version>/model.onnx` + `model.json` (+ Triton's
+`config.pbtxt`). Loads the newest working version of every model; a broken model or version
+is reported and skipped without affecting the others, and `reload()` picks up changes while
+the previous version keeps serving until its replacement has loaded."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stylecast.errors import StylecastError
+
+from .model_card import CARD_FILE, MODEL_FILE, read_card
+from .runtime import RuntimeOptions, StyleModel
+
+log = logging.getLogger(__name__)
+
+
+class ModelNotFound(StylecastError):
+    """No loaded model has this name (maps to NOT_FOUND)."""
+
+
+@dataclass
+class ReloadReport:
+    loaded: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def _signature(model_dir: Path) -> tuple:
+    """Cheap change detector: names, sizes and mtimes of the card and version files."""
+    parts = []
+    for path in sorted([model_dir / CARD_FILE, *model_dir.glob(f"*/{MODEL_FILE}")]):
+        if path.is_file():
+            stat = path.stat()
+            parts.append((str(path.relative_to(model_dir)), stat.st_size, stat.st_mtime_ns))
+    return tuple(parts)
+
+
+def load_model_dir(model_dir: Path, options: RuntimeOptions) -> tuple[StyleModel, list[str]]:
+    """The newest version of ``model_dir`` that loads, and the errors of newer broken ones."""
+    card = read_card(model_dir)
+    versions = sorted(
+        (int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()),
+        reverse=True,
+    )
+    if not versions:
+        raise StylecastError(
+            f"{model_dir}: no version folders (expected {model_dir}/1/{MODEL_FILE})"
+        )
+    errors: list[str] = []
+    for version in versions:
+        path = model_dir / str(version) / MODEL_FILE
+        try:
+            info = card.versions.get(str(version))
+            if info is None:
+                raise StylecastError(f"{path}: version {version} is not in the model card")
+            if not path.is_file():
+                raise StylecastError(f"{path}: missing")
+            if hashlib.sha256(path.read_bytes()).hexdigest() != info.sha256:
+                raise StylecastError(f"{path}: file does not match the model card's SHA-256")
+            return StyleModel(path, card, version, options), errors
+        except StylecastError as exc:
+            errors.append(str(exc))
+    raise StylecastError("; ".join(errors))
+
+
+class ModelRepository:
+    """Thread-safe view of a models folder: ``get(name)``, ``models()``, ``errors``, ``reload()``."""
+
+    def __init__(self, root: str | Path, options: RuntimeOptions | None = None) -> None:
+        self.root = Path(root)
+        self.options = options or RuntimeOptions()
+        if not self.root.is_dir():
+            raise StylecastError(f"models folder not found: {self.root}")
+        self._models: dict[str, StyleModel] = {}
+        self._signatures: dict[str, tuple] = {}
+        self.errors: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self.reload()
+
+    def reload(self) -> ReloadReport:
+        """Rescan the folder; load new or changed models, drop removed ones."""
+        report = ReloadReport()
+        present = {
+            p.name: p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")
+        }
+        models, signatures, errors = dict(self._models), dict(self._signatures), dict(self.errors)
+        for name in set(models) - set(present):
+            models.pop(name)
+            signatures.pop(name, None)
+            report.removed.append(name)
+        for name in set(errors) - set(present):
+            errors.pop(name)
+        for name, model_dir in sorted(present.items()):
+            signature = _signature(model_dir)
+            if signatures.get(name) == signature:
+                continue
+            signatures[name] = signature
+            try:
+                model, version_errors = load_model_dir(model_dir, self.options)
+            except StylecastError as exc:
+                errors[name] = str(exc)
+                report.failed[name] = str(exc)
+                kept = f"; still serving v{models[name].version}" if name in models else ""
+                log.error("model %s not loaded: %s%s", name, exc, kept)
+                continue
+            models[name] = model
+            errors.pop(name, None)
+            if version_errors:
+                errors[name] = "; ".join(version_errors)
+                log.error("model %s: newer version(s) broken: %s", name, errors[name])
+            report.loaded.append(name)
+        with self._lock:
+            self._models, self._signatures, self.errors = models, signatures, errors
+        return report
+
+    def get(self, name: str) -> StyleModel:
+        with self._lock:
+            model = self._models.get(name)
+        if model is None:
+            known = ", ".join(sorted(self._models)) or "none"
+            raise ModelNotFound(f"unknown model {name!r} (loaded: {known})")
+        return model
+
+    def models(self) -> list[StyleModel]:
+        with self._lock:
+            return sorted(self._models.values(), key=lambda m: m.name)

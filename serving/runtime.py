@@ -1,0 +1,114 @@
+"""onnxruntime inference for one exported model: execution-provider choice, session options,
+warm-up, and stylisation with the per-request options."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from stylecast.errors import StylecastError
+
+from .imaging import StyliseOptions, blend, downscale
+from .model_card import INPUT_NAME, ModelCard
+
+log = logging.getLogger(__name__)
+
+PROVIDER_PREFERENCE = (
+    "TensorrtExecutionProvider",
+    "CUDAExecutionProvider",
+    "CPUExecutionProvider",
+)
+WARMUP_SHAPE = (1, 64, 64, 3)
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How sessions are created. ``providers`` None: the best of TensorRT → CUDA → CPU."""
+
+    providers: tuple[str, ...] | None = None
+    intra_op_threads: int = 0  # 0: onnxruntime's default (one per physical core)
+    inter_op_threads: int = 1
+    trt_fp16: bool = True
+    trt_cache_dir: str = ".trt-cache"
+    warmup: bool = True
+
+
+def select_providers(options: RuntimeOptions) -> list[Any]:
+    """Providers to ask for, best first, with their options; only those this build has."""
+    available = set(ort.get_available_providers())
+    wanted = options.providers or PROVIDER_PREFERENCE
+    unknown = [p for p in wanted if p not in available]
+    if options.providers and unknown:
+        raise StylecastError(
+            f"execution provider(s) {', '.join(unknown)} not available; this onnxruntime has "
+            f"{', '.join(sorted(available))}"
+        )
+    chosen: list[Any] = []
+    for name in wanted:
+        if name not in available:
+            continue
+        if name == "TensorrtExecutionProvider":
+            Path(options.trt_cache_dir).mkdir(parents=True, exist_ok=True)
+            chosen.append(
+                (
+                    name,
+                    {
+                        "trt_fp16_enable": options.trt_fp16,
+                        "trt_engine_cache_enable": True,
+                        "trt_engine_cache_path": options.trt_cache_dir,
+                    },
+                )
+            )
+        else:
+            chosen.append(name)
+    return chosen
+
+
+class StyleModel:
+    """One loaded model version: an onnxruntime session plus its card."""
+
+    def __init__(self, path: Path, card: ModelCard, version: int, options: RuntimeOptions) -> None:
+        self.path = path
+        self.card = card
+        self.name = card.name
+        self.version = version
+        session_options = ort.SessionOptions()
+        session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session_options.intra_op_num_threads = options.intra_op_threads
+        session_options.inter_op_num_threads = options.inter_op_threads
+        session_options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(
+                str(path), sess_options=session_options, providers=select_providers(options)
+            )
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/… types
+            raise StylecastError(f"{path}: onnxruntime cannot load it ({exc})") from None
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1 or inputs[0].name != INPUT_NAME or inputs[0].type != "tensor(uint8)":
+            raise StylecastError(f"{path}: graph input does not match the model card's spec")
+        self.provider = self.session.get_providers()[0]
+        if options.warmup:
+            self.run(np.zeros(WARMUP_SHAPE, dtype=np.uint8))
+        log.info("loaded model %s v%d on %s", self.name, version, self.provider)
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Raw inference: uint8 [N, H, W, 3] (or [H, W, 3]) in, same shape out."""
+        single = batch.ndim == 3
+        if single:
+            batch = batch[None]
+        out = self.session.run(None, {INPUT_NAME: np.ascontiguousarray(batch)})[0]
+        return out[0] if single else out
+
+    def stylise(self, image: np.ndarray, options: StyliseOptions | None = None) -> np.ndarray:
+        """Stylise one RGB image with the request options (downscale, then blend)."""
+        options = options or StyliseOptions()
+        content = downscale(image, options.max_side)
+        return blend(content, self.run(content), options)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "provider": self.provider}
