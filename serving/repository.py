@@ -69,7 +69,7 @@ def load_model_dir(model_dir: Path, options: RuntimeOptions) -> tuple[StyleModel
 
 
 class ModelRepository:
-    """Thread-safe view of a models folder: ``get(name)``, ``models()``, ``errors``, ``reload()``."""
+    """Thread-safe view of a models folder: get(name), models(), errors, reload()."""
 
     def __init__(self, root: str | Path, options: RuntimeOptions | None = None) -> None:
         self.root = Path(root)

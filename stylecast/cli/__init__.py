@@ -1,0 +1,56 @@
+"""The `stylecast` command: parses arguments and delegates to training/ or serving/.
+
+Each subcommand group lives in its own module and imports its heavy dependencies (torch,
+onnxruntime, grpc) only when run, so `stylecast serve` never loads torch and `--help` is
+instant. User errors print one line and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..errors import Interrupted, StylecastError
+from . import serving, training
+
+log = logging.getLogger("stylecast")
+
+SUBCOMMAND_GROUPS = (training.register, serving.register)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stylecast", description="Train, export, serve and validate style-transfer networks."
+    )
+    parser.add_argument("--version", action="version", version=f"stylecast {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in SUBCOMMAND_GROUPS:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    try:
+        args.handler(args)
+    except Interrupted as exc:
+        print(f"stylecast {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except StylecastError as exc:
+        print(f"stylecast {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"stylecast {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""Subcommands of the training side: `train`, `iterate`, `export` (they import torch lazily)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+from typing import Any
+
+from .args import add_loss_arguments, loss_overrides, positive_int
+
+log = logging.getLogger(__name__)
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from ..training.config import LossConfig, NetworkConfig, TrainConfig
+    from ..training.train import RunOptions, run_training
+
+    network = NetworkConfig.preset(args.network)
+    if args.width or args.residual_blocks is not None:
+        network = NetworkConfig(
+            args.width or network.width,
+            network.residual_blocks if args.residual_blocks is None else args.residual_blocks,
+        )
+    config = TrainConfig(
+        style_image=args.style,
+        content_dir=args.content_dir,
+        image_size=args.image_size,
+        style_size=args.style_size,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        vgg_weights=args.vgg_weights or "imagenet",
+        seed=args.seed,
+        network=network,
+        loss=LossConfig(**loss_overrides(args)),
+    )
+    run = RunOptions(
+        out=args.out,
+        max_steps=args.max_steps,
+        max_epochs=args.max_epochs,
+        precision=args.precision,
+        accelerator=args.accelerator,
+        devices=args.devices,
+        strategy=args.strategy,
+        num_nodes=args.num_nodes,
+        workers=args.workers,
+        log_every=args.log_every,
+        sample_every=args.sample_every,
+        checkpoint_every=args.checkpoint_every,
+        resume=args.resume,
+        command=shlex.join(["stylecast", *sys.argv[1:]]),
+    )
+    out = run_training(config, run)
+    print(f"trained: {out}")
+    if args.export_name:
+        _export_after_training(args, out)
+
+
+def _export_after_training(args: argparse.Namespace, run_dir: Any) -> None:
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        log.warning("export extra not installed (pip install 'stylecast[export]'); not exporting")
+        return
+    from ..training.export import export_model
+
+    result = export_model(run_dir, args.export_name, args.models_dir)
+    print(f"exported: {result.model_path}")
+
+
+def _cmd_iterate(args: argparse.Namespace) -> None:
+    from ..training.config import LossConfig
+    from ..training.iterate import IterateConfig, run_iterate
+
+    config = IterateConfig(
+        size=args.size,
+        steps=args.steps,
+        optimizer=args.optimizer,
+        init=args.init,
+        lr=args.lr,
+        vgg_weights=args.vgg_weights or "imagenet",
+        seed=args.seed,
+        loss=LossConfig(**loss_overrides(args)),
+    )
+    summary = run_iterate(args.content, args.style, args.out, config)
+    losses = ", ".join(f"{k} {v:.4g}" for k, v in summary["losses"].items())
+    print(f"wrote {args.out} ({summary['steps']} steps, {summary['seconds']:.1f} s; {losses})")
+
+
+def _add_train(sub: Any) -> None:
+    p = sub.add_parser("train", help="train a feed-forward style network (Lightning)")
+    p.add_argument("--style", required=True, help="style image (JPEG, PNG or WebP)")
+    p.add_argument("--content-dir", required=True, help="folder of content images (recursive)")
+    p.add_argument("--out", required=True, help="run folder: checkpoints, logs, samples, weights")
+    p.add_argument("--image-size", type=positive_int, default=256, help="training crop size")
+    p.add_argument("--style-size", type=positive_int, help="style image longer side")
+    p.add_argument("--batch-size", type=positive_int, default=4)
+    p.add_argument("--max-steps", type=int, default=40_000, help="-1 for no step limit")
+    p.add_argument("--max-epochs", type=positive_int)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--network", choices=("standard", "lite"), default="standard")
+    p.add_argument("--width", type=positive_int, help="base channel count (overrides preset)")
+    p.add_argument("--residual-blocks", type=int, help="residual block count (overrides preset)")
+    p.add_argument("--resume", help="checkpoint to continue from, or 'last' (newest in --out)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", default="32", help="32 | bf16-mixed | 16-mixed")
+    p.add_argument("--accelerator", default="auto", help="auto | cpu | gpu | …")
+    p.add_argument("--devices", default="auto", help="auto, a count, or a list such as 0,1")
+    p.add_argument("--strategy", default="auto", help="auto | ddp | fsdp | … (Lightning)")
+    p.add_argument("--num-nodes", type=positive_int, default=1)
+    p.add_argument("--workers", type=int, default=0, help="data-loading worker processes")
+    p.add_argument("--log-every", type=positive_int, default=10, help="steps between logs")
+    p.add_argument("--sample-every", type=int, default=500, help="steps between samples (0: off)")
+    p.add_argument("--checkpoint-every", type=positive_int, default=500)
+    p.add_argument(
+        "--export-name", help="export to the model repository under this name at the end"
+    )
+    p.add_argument("--models-dir", default="models", help="model repository for --export-name")
+    add_loss_arguments(p)
+    p.set_defaults(handler=_cmd_train)
+
+
+def _add_iterate(sub: Any) -> None:
+    p = sub.add_parser("iterate", help="Gatys et al. optimisation of one image (the reference)")
+    p.add_argument("--content", required=True)
+    p.add_argument("--style", required=True)
+    p.add_argument("--out", required=True, help="output image (.png or .jpg); a .json goes beside")
+    p.add_argument("--size", type=positive_int, default=512, help="longer side of the output")
+    p.add_argument("--steps", type=positive_int, default=300)
+    p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
+    p.add_argument("--init", choices=("content", "noise"), default="content")
+    p.add_argument("--lr", type=float, help="default: 1.0 for L-BFGS, 0.02 for Adam")
+    p.add_argument("--seed", type=int, default=0)
+    add_loss_arguments(p)
+    p.set_defaults(handler=_cmd_iterate)
+
+
+def _cmd_export(args: argparse.Namespace) -> None:
+    from ..training.export import export_model
+
+    result = export_model(
+        args.source, args.name, args.models_dir, fp16=args.fp16, opset=args.opset,
+        description=args.description or "",
+    )  # fmt: skip
+    print(f"exported {result.card.name} v{result.card.version}: {result.model_path}")
+
+
+def _add_export(sub: Any) -> None:
+    p = sub.add_parser("export", help="export a trained network to ONNX in the model repository")
+    p.add_argument("source", metavar="RUN_OR_CHECKPOINT", help="a run folder or a .ckpt file")
+    p.add_argument("--name", required=True, help="model name (folder under --models-dir)")
+    p.add_argument("--models-dir", default="models")
+    p.add_argument("--fp16", action="store_true", help="half-precision weights (uint8 I/O kept)")
+    p.add_argument("--opset", type=positive_int, default=20)
+    p.add_argument("--description", help="one line for the model card")
+    p.set_defaults(handler=_cmd_export)
+
+
+def register(sub: Any) -> None:
+    """Add train, iterate and export to the `stylecast` parser."""
+    for add in (_add_train, _add_iterate, _add_export):
+        add(sub)
