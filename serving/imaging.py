@@ -58,7 +58,9 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
                 raise ImageError(f"unsupported image format {image.format}; use JPEG, PNG or WebP")
             check_size(image.width, image.height, max_pixels)
             return np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLarge(str(exc)) from None
+    except UnidentifiedImageError as exc:
         raise ImageError(f"not a decodable JPEG, PNG or WebP image ({exc})") from None
     except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
         raise ImageError(f"corrupt or truncated image: {exc}") from None

@@ -96,19 +96,27 @@ class StyleModel:
             self.run(np.zeros(WARMUP_SHAPE, dtype=np.uint8))
         log.info("loaded model %s v%d on %s", self.name, version, self.provider)
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        """Raw inference: uint8 [N, H, W, 3] (or [H, W, 3]) in, same shape out."""
+    def run(self, batch: np.ndarray, run_options: ort.RunOptions | None = None) -> np.ndarray:
+        """Raw inference: uint8 [N, H, W, 3] (or [H, W, 3]) in, same shape out.
+
+        ``run_options`` lets another thread stop the run (``run_options.terminate = True``),
+        as the gRPC server does when a call is cancelled or its deadline passes."""
         single = batch.ndim == 3
         if single:
             batch = batch[None]
-        out = self.session.run(None, {INPUT_NAME: np.ascontiguousarray(batch)})[0]
+        out = self.session.run(None, {INPUT_NAME: np.ascontiguousarray(batch)}, run_options)[0]
         return out[0] if single else out
 
-    def stylise(self, image: np.ndarray, options: StyliseOptions | None = None) -> np.ndarray:
+    def stylise(
+        self,
+        image: np.ndarray,
+        options: StyliseOptions | None = None,
+        run_options: ort.RunOptions | None = None,
+    ) -> np.ndarray:
         """Stylise one RGB image with the request options (downscale, then blend)."""
         options = options or StyliseOptions()
         content = downscale(image, options.max_side)
-        return blend(content, self.run(content), options)
+        return blend(content, self.run(content, run_options), options)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "provider": self.provider}

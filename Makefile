@@ -1,0 +1,39 @@
+# Two commands for a fresh machine:
+#   make demo   serve the bundled models over gRPC and stylise the sample images (light install)
+#   make test   lint and run the test suite (full install: torch, Lightning, onnx, grpc)
+PYTHON ?= python3
+SERVE_VENV := .venv-serve
+DEV_VENV := .venv
+
+.PHONY: demo test lint bench clean
+
+demo: $(SERVE_VENV)/.installed
+	$(SERVE_VENV)/bin/stylecast demo --models-dir models --out demo-out
+
+test: $(DEV_VENV)/.installed
+	$(DEV_VENV)/bin/ruff check .
+	$(DEV_VENV)/bin/python -m pytest
+
+lint: $(DEV_VENV)/.installed
+	$(DEV_VENV)/bin/ruff check .
+	$(DEV_VENV)/bin/ruff format --check .
+
+bench: $(DEV_VENV)/.installed
+	$(DEV_VENV)/bin/python benchmarks/bench_training.py
+	$(DEV_VENV)/bin/python benchmarks/bench_inference.py
+	$(DEV_VENV)/bin/python benchmarks/bench_grpc.py
+
+$(SERVE_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(SERVE_VENV)
+	$(SERVE_VENV)/bin/pip install --quiet --upgrade pip
+	$(SERVE_VENV)/bin/pip install --quiet -e '.[serve]'
+	touch $@
+
+$(DEV_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(DEV_VENV)
+	$(DEV_VENV)/bin/pip install --quiet --upgrade pip
+	$(DEV_VENV)/bin/pip install --quiet -e '.[all]'
+	touch $@
+
+clean:
+	rm -rf $(SERVE_VENV) $(DEV_VENV) demo-out .pytest_cache

@@ -1,0 +1,88 @@
+"""Prometheus metrics of one server, in their own registry (several servers can live in one
+process, as in the tests). Served over HTTP by ``start_http`` when a metrics port is set.
+
+Model labels only ever hold names of loaded models (or "" before the model is known), so a
+client sending random model names cannot grow the label set without bound.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class ServerMetrics:
+    """Every metric the server records. Names are prefixed ``stylecast_``."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "stylecast_requests", "Finished RPCs by method, model and gRPC status code.",
+            ["method", "model", "code"], registry=r,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "stylecast_request_duration_seconds", "RPC latency in the handler, by method and model.",
+            ["method", "model"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.in_flight = Gauge(
+            "stylecast_requests_in_flight", "RPCs being handled now, by method.", ["method"],
+            registry=r,
+        )  # fmt: skip
+        self.inference_latency = Histogram(
+            "stylecast_inference_duration_seconds", "Network run plus blend, by model.",
+            ["model"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.inferences = Counter(
+            "stylecast_inferences", "Inferences by model and outcome (ok, terminated, failed).",
+            ["model", "outcome"], registry=r,
+        )  # fmt: skip
+        self.inferences_running = Gauge(
+            "stylecast_inferences_running", "Inferences running now.", registry=r
+        )
+        self.inference_queue = Gauge(
+            "stylecast_inference_queue_depth", "Calls waiting for an inference slot.", registry=r
+        )
+        self.abandoned = Counter(
+            "stylecast_abandoned", "Calls whose client cancelled or whose deadline passed "
+            "before or during inference, by method and stage (queue, inference).",
+            ["method", "stage"], registry=r,
+        )  # fmt: skip
+        self.frames = Counter(
+            "stylecast_stream_frames", "Stream frames answered, by model and result (ok, error).",
+            ["model", "result"], registry=r,
+        )  # fmt: skip
+        self.frames_dropped = Counter(
+            "stylecast_stream_frames_dropped", "Stream frames dropped because newer ones came.",
+            ["model"], registry=r,
+        )  # fmt: skip
+        self.models_loaded = Gauge(
+            "stylecast_models_loaded", "Models loaded and serving.", registry=r
+        )
+        self.reloads = Counter(
+            "stylecast_model_reload_events", "Models loaded, removed or failed on reload.",
+            ["event"], registry=r,
+        )  # fmt: skip
+
+    def value(self, name: str, labels: dict[str, str] | None = None) -> float:
+        """A sample's current value (0 when absent); for tests and the benchmark."""
+        return self.registry.get_sample_value(name, labels or {}) or 0.0
+
+    def start_http(self, host: str, port: int) -> Any:
+        """Serve /metrics on ``host:port``; returns a handle for ``stop_http`` (or None)."""
+        handle = start_http_server(port, addr=host, registry=self.registry)
+        log.info("metrics on http://%s:%d/metrics", host, port)
+        return handle
+
+    @staticmethod
+    def stop_http(handle: Any) -> None:
+        """Stop a server started by ``start_http`` (prometheus-client >= 0.20 returns one)."""
+        if isinstance(handle, tuple) and handle:
+            handle[0].shutdown()
+            handle[0].server_close()
