@@ -21,11 +21,16 @@ class Overloaded(StylecastError):
 
 
 class CallAbandoned(StylecastError):
-    """The client cancelled, or its deadline passed, before the work started."""
+    """The client cancelled, or its deadline passed, so the work was not done.
 
-    def __init__(self, message: str, deadline: bool) -> None:
+    ``deadline``: the deadline passed (else the client cancelled); ``stage``: where the work
+    stopped ("queue": before inference started, "inference": a running inference was stopped).
+    """
+
+    def __init__(self, message: str, deadline: bool, stage: str = "queue") -> None:
         super().__init__(message)
         self.deadline = deadline
+        self.stage = stage
 
 
 class InferenceLimiter:
@@ -48,7 +53,7 @@ class InferenceLimiter:
         self._cond = threading.Condition()
         self._admitted = 0
         self._running = 0
-        self._waiting = 0
+        self._line: deque[object] = deque()  # waiting calls, first come first served
 
     @property
     def running(self) -> int:
@@ -58,7 +63,7 @@ class InferenceLimiter:
     @property
     def waiting(self) -> int:
         """Calls waiting for an inference slot now."""
-        return self._waiting
+        return len(self._line)
 
     @contextmanager
     def admit(self) -> Iterator[None]:
@@ -67,7 +72,7 @@ class InferenceLimiter:
         with self._cond:
             if self._admitted >= self.max_concurrent + self.max_queue:
                 raise Overloaded(
-                    f"server busy: {self._running} inferences running and {self._waiting} "
+                    f"server busy: {self._running} inferences running and {self.waiting} "
                     f"waiting (limits {self.max_concurrent} + {self.max_queue}); retry later"
                 )
             self._admitted += 1
@@ -83,16 +88,17 @@ class InferenceLimiter:
         is_active: Callable[[], bool] = lambda: True,
         time_remaining: Callable[[], float | None] = lambda: None,
     ) -> Iterator[float]:
-        """Wait for an inference slot; yields the seconds spent waiting.
+        """Wait for an inference slot, first come first served; yields the seconds waited.
 
         Raises CallAbandoned when the call stops being active or its deadline passes while it
         waits, and Overloaded after ``max_wait_s``.
         """
         start = time.monotonic()
+        ticket = object()
         with self._cond:
-            self._waiting += 1
+            self._line.append(ticket)
             try:
-                while self._running >= self.max_concurrent:
+                while self._running >= self.max_concurrent or self._line[0] is not ticket:
                     _check_alive(is_active, time_remaining)
                     waited = time.monotonic() - start
                     if waited >= self.max_wait_s:
@@ -103,13 +109,14 @@ class InferenceLimiter:
                 _check_alive(is_active, time_remaining)
                 self._running += 1
             finally:
-                self._waiting -= 1
+                self._line.remove(ticket)
+                self._cond.notify_all()  # the next in line may go (or move up)
         try:
             yield time.monotonic() - start
         finally:
             with self._cond:
                 self._running -= 1
-                self._cond.notify()
+                self._cond.notify_all()
 
 
 def _check_alive(is_active: Callable[[], bool], time_remaining: Callable[[], float | None]) -> None:

@@ -24,25 +24,37 @@ class ServerMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
-            "stylecast_requests", "Finished RPCs by method, model and gRPC status code.",
-            ["method", "model", "code"], registry=r,
-        )  # fmt: skip
-        self.latency = Histogram(
-            "stylecast_request_duration_seconds", "RPC latency in the handler, by method and model.",
-            ["method", "model"], buckets=LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.in_flight = Gauge(
-            "stylecast_requests_in_flight", "RPCs being handled now, by method.", ["method"],
+            "stylecast_requests",
+            "Finished RPCs by method, model and gRPC status code.",
+            ["method", "model", "code"],
             registry=r,
-        )  # fmt: skip
+        )
+        self.latency = Histogram(
+            "stylecast_request_duration_seconds",
+            "RPC handler latency, by method and model.",
+            ["method", "model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "stylecast_requests_in_flight",
+            "RPCs being handled now, by method.",
+            ["method"],
+            registry=r,
+        )
         self.inference_latency = Histogram(
-            "stylecast_inference_duration_seconds", "Network run plus blend, by model.",
-            ["model"], buckets=LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
+            "stylecast_inference_duration_seconds",
+            "Network run plus blend, by model.",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.inferences = Counter(
-            "stylecast_inferences", "Inferences by model and outcome (ok, terminated, failed).",
-            ["model", "outcome"], registry=r,
-        )  # fmt: skip
+            "stylecast_inferences",
+            "Inferences by model and outcome (ok, terminated, failed).",
+            ["model", "outcome"],
+            registry=r,
+        )
         self.inferences_running = Gauge(
             "stylecast_inferences_running", "Inferences running now.", registry=r
         )
@@ -50,25 +62,33 @@ class ServerMetrics:
             "stylecast_inference_queue_depth", "Calls waiting for an inference slot.", registry=r
         )
         self.abandoned = Counter(
-            "stylecast_abandoned", "Calls whose client cancelled or whose deadline passed "
+            "stylecast_abandoned",
+            "Calls whose client cancelled or whose deadline passed "
             "before or during inference, by method and stage (queue, inference).",
-            ["method", "stage"], registry=r,
-        )  # fmt: skip
+            ["method", "stage"],
+            registry=r,
+        )
         self.frames = Counter(
-            "stylecast_stream_frames", "Stream frames answered, by model and result (ok, error).",
-            ["model", "result"], registry=r,
-        )  # fmt: skip
+            "stylecast_stream_frames",
+            "Stream frames answered, by model and result (ok, error).",
+            ["model", "result"],
+            registry=r,
+        )
         self.frames_dropped = Counter(
-            "stylecast_stream_frames_dropped", "Stream frames dropped because newer ones came.",
-            ["model"], registry=r,
-        )  # fmt: skip
+            "stylecast_stream_frames_dropped",
+            "Stream frames dropped because newer ones came.",
+            ["model"],
+            registry=r,
+        )
         self.models_loaded = Gauge(
             "stylecast_models_loaded", "Models loaded and serving.", registry=r
         )
         self.reloads = Counter(
-            "stylecast_model_reload_events", "Models loaded, removed or failed on reload.",
-            ["event"], registry=r,
-        )  # fmt: skip
+            "stylecast_model_reload_events",
+            "Models loaded, removed or failed on reload.",
+            ["event"],
+            registry=r,
+        )
 
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
         """A sample's current value (0 when absent); for tests and the benchmark."""

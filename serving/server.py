@@ -91,8 +91,16 @@ class ServerConfig:
     runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
 
     def __post_init__(self) -> None:
-        positive = ("workers", "max_streams", "max_concurrent_inferences", "max_message_bytes",
-                    "max_pixels", "min_side", "stream_max_pending", "max_queue_wait_s")  # fmt: skip
+        positive = (
+            "workers",
+            "max_streams",
+            "max_concurrent_inferences",
+            "max_message_bytes",
+            "max_pixels",
+            "min_side",
+            "stream_max_pending",
+            "max_queue_wait_s",
+        )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise StylecastError(f"{name} must be > 0 (got {getattr(self, name)})")
@@ -108,7 +116,9 @@ class ServerConfig:
         if self.tls_client_ca and not self.tls_cert:
             raise StylecastError("a client CA (mutual TLS) needs a server certificate and key")
         if not 1 <= self.default_quality <= 100:
-            raise StylecastError(f"default_quality must be in [1, 100] (got {self.default_quality})")
+            raise StylecastError(
+                f"default_quality must be in [1, 100] (got {self.default_quality})"
+            )
 
 
 class BadRequest(StylecastError):
@@ -318,10 +328,11 @@ class StylecastServicer(pb_grpc.StylecastServicer):
                     raise CallAbandoned(
                         "call ended during inference; inference stopped",
                         deadline=remaining is not None and remaining <= 0,
+                        stage="inference",
                     ) from None
                 inference_s = time.perf_counter() - start
         except CallAbandoned as exc:
-            if "before inference" in str(exc):
+            if exc.stage == "queue":
                 self.metrics.abandoned.labels(method, "queue").inc()
             raise
         self.metrics.inferences.labels(model.name, "ok").inc()
@@ -378,9 +389,13 @@ class StylecastServicer(pb_grpc.StylecastServicer):
             call.model = model.name
             with self.limiter.admit():
                 result = self._stylise_image(
-                    call.method, model, request.image, request.options, context,
+                    call.method,
+                    model,
+                    request.image,
+                    request.options,
+                    context,
                     self._run_options(context),
-                )  # fmt: skip
+                )
             return pb.StyliseResponse(
                 image=result.image,
                 model=model.name,
@@ -429,9 +444,11 @@ class StylecastServicer(pb_grpc.StylecastServicer):
         run_options = self._run_options(context)
         context.add_callback(lambda: frames.close(discard=True))
         reader = threading.Thread(
-            target=self._read_frames, args=(request_iterator, frames), daemon=True,
+            target=self._read_frames,
+            args=(request_iterator, frames),
+            daemon=True,
             name="stream-reader",
-        )  # fmt: skip
+        )
         reader.start()
         try:
             try:
@@ -561,8 +578,11 @@ class StylecastServer:
 
     def _on_reload(self, report: ReloadReport) -> None:
         """Keep health statuses and model metrics in step with the repository."""
-        for event, names in (("loaded", report.loaded), ("removed", report.removed),
-                             ("failed", report.failed)):  # fmt: skip
+        for event, names in (
+            ("loaded", report.loaded),
+            ("removed", report.removed),
+            ("failed", report.failed),
+        ):
             if names:
                 self.metrics.reloads.labels(event).inc(len(names))
         loaded = {model.name for model in self.repository.models()}
@@ -628,9 +648,11 @@ class StylecastServer:
             log.warning("model %s: %s", name, error)
         log.info(
             "serving %d model(s) on %s%s%s",
-            len(self.repository.models()), self.address, " with TLS" if credentials else "",
+            len(self.repository.models()),
+            self.address,
+            " with TLS" if credentials else "",
             " with token auth" if interceptors else "",
-        )  # fmt: skip
+        )
         return self
 
     def stop(self, grace: float | None = None) -> None:
@@ -672,8 +694,9 @@ def serve(config: ServerConfig, on_ready: Callable[[StylecastServer], None] | No
             return
         log.info(
             "%s: shutting down (in-flight calls get %.0f s)",
-            signal.Signals(signum).name, config.grace_s,
-        )  # fmt: skip
+            signal.Signals(signum).name,
+            config.grace_s,
+        )
         stop.set()
 
     def on_hangup(_signum: int, _frame: Any) -> None:

@@ -41,8 +41,10 @@ class ModelWatcher:
         if report.loaded or report.removed or report.failed:
             log.info(
                 "models reloaded: loaded %s, removed %s, failed %s",
-                report.loaded or "-", report.removed or "-", sorted(report.failed) or "-",
-            )  # fmt: skip
+                report.loaded or "-",
+                report.removed or "-",
+                sorted(report.failed) or "-",
+            )
         if self.on_reload is not None:
             self.on_reload(report)
         return report

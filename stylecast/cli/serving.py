@@ -1,12 +1,17 @@
-"""Subcommands of the serving side (never import torch): `stylise`, and later `serve`,
-`client` and `camera`."""
+"""Subcommands of the serving side (never import torch): `stylise`, `serve`, `client` and
+`camera`. Each parses its arguments and delegates to stylecast.serving."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 from typing import Any
 
 from .args import add_stylise_options, positive_int
+
+DEFAULT_SERVER = "localhost:50051"
+SUFFIX_ENCODINGS = {".png": "png", ".webp": "webp", ".jpg": "jpeg", ".jpeg": "jpeg"}
 
 
 def _stylise_options(args: argparse.Namespace) -> Any:
@@ -41,7 +46,258 @@ def _add_stylise(sub: Any) -> None:
     p.set_defaults(handler=_cmd_stylise)
 
 
+# -- serve ----------------------------------------------------------------------------------
+
+# (flag, ServerConfig field, type, help); unset flags keep ServerConfig's defaults.
+SERVE_LIMITS = (
+    ("--workers", "workers", positive_int, "gRPC handler threads (= concurrent RPC limit)"),
+    ("--max-streams", "max_streams", positive_int, "open StyliseStream calls"),
+    ("--max-concurrent", "max_concurrent_inferences", positive_int, "inferences at once"),
+    ("--max-queue", "max_queue", int, "calls waiting for an inference slot; more are refused"),
+    ("--max-queue-wait", "max_queue_wait_s", float, "seconds a call may wait for a slot"),
+    ("--max-message-bytes", "max_message_bytes", positive_int, "largest request or reply"),
+    ("--max-pixels", "max_pixels", positive_int, "largest input image, in pixels"),
+    ("--stream-max-pending", "stream_max_pending", positive_int, "cap on a stream's buffer"),
+    ("--reload-interval", "reload_interval_s", float, "seconds between model rescans (0: off)"),
+    ("--grace", "grace_s", float, "seconds in-flight calls get on shutdown"),
+)
+
+
+def _server_config(args: argparse.Namespace) -> Any:
+    from ..serving.auth import read_tokens
+    from ..serving.runtime import RuntimeOptions
+    from ..serving.server import ServerConfig
+
+    settings: dict[str, Any] = {
+        field: getattr(args, field)
+        for _, field, _, _ in SERVE_LIMITS
+        if getattr(args, field) is not None
+    }
+    if args.port is not None:
+        settings["port"] = args.port
+    runtime = RuntimeOptions(
+        providers=tuple(args.providers.split(",")) if args.providers else None,
+        intra_op_threads=args.intra_op_threads,
+    )
+    return ServerConfig(
+        models_dir=args.models_dir,
+        host=args.host,
+        metrics_port=args.metrics_port or None,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
+        auth_tokens=read_tokens(args.auth_token_file) if args.auth_token_file else (),
+        runtime=runtime,
+        **settings,
+    )
+
+
+def _cmd_serve(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    config = _server_config(args)
+    if args.print_config:
+        settings = dataclasses.asdict(config)
+        settings["auth_tokens"] = f"<{len(config.auth_tokens)} token(s)>"
+        print(json.dumps(settings, indent=2, default=str))
+        return
+    from ..serving.server import serve
+
+    def ready(server: Any) -> None:
+        metrics = f", metrics on :{server.metrics_port}/metrics" if server.metrics_port else ""
+        print(f"stylecast serve: listening on {server.address}{metrics}", flush=True)
+
+    serve(config, on_ready=ready)
+
+
+def _add_serve(sub: Any) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve the models folder over gRPC",
+        description="Serve the models folder over gRPC (stylecast.v1), with health, reflection, "
+        "Prometheus metrics and hot reload. Unset limits keep their defaults; see them with "
+        "--print-config. SIGTERM/SIGINT shut down gracefully, SIGHUP rescans the models.",
+    )
+    p.add_argument("--models-dir", default="models")
+    p.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
+    p.add_argument("--port", type=int, help="gRPC port (default 50051; 0: any free port)")
+    p.add_argument("--metrics-port", type=int, default=0, help="Prometheus port (0: no metrics)")
+    limits = p.add_argument_group("limits")
+    for flag, field, kind, text in SERVE_LIMITS:
+        metavar = "SECONDS" if kind is float else "N"
+        limits.add_argument(flag, dest=field, type=kind, metavar=metavar, help=text)
+    security = p.add_argument_group("security")
+    security.add_argument("--tls-cert", help="PEM certificate chain (enables TLS)")
+    security.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    security.add_argument("--tls-client-ca", help="PEM CA; clients must present a cert it signed")
+    security.add_argument(
+        "--auth-token-file", help="require 'authorization: Bearer <token>'; one token per line"
+    )
+    runtime = p.add_argument_group("runtime")
+    runtime.add_argument(
+        "--providers", help="onnxruntime providers, comma-separated (default: best)"
+    )
+    runtime.add_argument("--intra-op-threads", type=int, default=0, help="0: onnxruntime default")
+    p.add_argument("--print-config", action="store_true", help="print the settings and exit")
+    p.set_defaults(handler=_cmd_serve)
+
+
+# -- client and camera ---------------------------------------------------------------------
+
+
+def _add_connection_options(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("connection")
+    group.add_argument("--server", default=DEFAULT_SERVER, help=f"HOST:PORT ({DEFAULT_SERVER})")
+    group.add_argument("--tls", action="store_true", help="use TLS with the system's CAs")
+    group.add_argument("--tls-ca", help="use TLS, trusting this PEM CA or certificate")
+    group.add_argument("--token-file", help="bearer token file (default: $STYLECAST_TOKEN)")
+    group.add_argument("--timeout", type=float, default=60.0, help="seconds per call (60)")
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from ..errors import StylecastError
+    from ..serving.auth import client_token
+    from ..serving.client import StylecastClient
+
+    root = None
+    if args.tls_ca:
+        try:
+            root = Path(args.tls_ca).read_bytes()
+        except OSError as exc:
+            raise StylecastError(f"cannot read {args.tls_ca}: {exc.strerror}") from None
+    return StylecastClient(
+        args.server,
+        token=client_token(args.token_file),
+        tls=args.tls,
+        root_certificates=root,
+        timeout=args.timeout,
+    )
+
+
+def _request_options(args: argparse.Namespace, encoding: str = "jpeg", quality: int = 0) -> Any:
+    from ..serving.client import make_options
+
+    return make_options(args.strength, args.preserve_color, args.max_side, encoding, quality)
+
+
+def _cmd_client_models(args: argparse.Namespace) -> None:
+    from google.protobuf.json_format import MessageToDict
+
+    with _client(args) as client:
+        cards = client.models()
+    if args.json:
+        print(json.dumps([MessageToDict(card) for card in cards], indent=2))
+        return
+    rows = [("NAME", "VERSION", "PRECISION", "PROVIDER", "TESTING", "DESCRIPTION")]
+    for card in cards:
+        precision = next((v.precision for v in card.versions if v.version == card.version), "?")
+        rows.append((card.name, str(card.version), precision, card.provider,
+                     "yes" if card.testing_only else "no", card.description))  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        print("  ".join([*cells, row[-1]]).rstrip())
+
+
+def _cmd_client_stylise(args: argparse.Namespace) -> None:
+    from ..errors import StylecastError
+
+    source, target = Path(args.input), Path(args.output)
+    try:
+        data = source.read_bytes()
+    except OSError as exc:
+        raise StylecastError(f"cannot read {source}: {exc.strerror}") from None
+    encoding = SUFFIX_ENCODINGS.get(target.suffix.lower(), "jpeg")
+    with _client(args) as client:
+        reply = client.stylise(data, args.model, _request_options(args, encoding, args.quality))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(reply.image.data)
+    t = reply.timings
+    print(
+        f"{target}: {reply.image.width}x{reply.image.height}, {reply.model} "
+        f"v{reply.model_version}; server {t.total_ms:.0f} ms (decode {t.decode_ms:.0f}, queue "
+        f"{t.queue_ms:.0f}, inference {t.inference_ms:.0f}, encode {t.encode_ms:.0f})"
+    )
+
+
+def _cmd_client_health(args: argparse.Namespace) -> None:
+    from ..errors import StylecastError
+    from ..serving.client import ServerError
+    from ..serving.server import model_health_name
+
+    service = model_health_name(args.model) if args.model else ""
+    with _client(args) as client:
+        try:
+            status = client.health(service)
+        except ServerError as exc:
+            if exc.code.name != "NOT_FOUND":
+                raise
+            status = "SERVICE_UNKNOWN"
+    print(f"{service or 'server'}: {status}")
+    if status != "SERVING":
+        raise StylecastError(f"{service or 'server'} is {status}")
+
+
+def _add_client(sub: Any) -> None:
+    p = sub.add_parser("client", help="call a Stylecast gRPC server")
+    client_sub = p.add_subparsers(dest="client_command", required=True, metavar="ACTION")
+    models = client_sub.add_parser("models", help="list the server's models")
+    models.add_argument("--json", action="store_true", help="full model cards as JSON")
+    models.set_defaults(handler=_cmd_client_models)
+    stylise = client_sub.add_parser("stylise", aliases=["stylize"], help="stylise one image")
+    stylise.add_argument("input", metavar="IN", help="JPEG, PNG or WebP file")
+    stylise.add_argument("output", metavar="OUT", help="output file (.jpg, .png or .webp)")
+    stylise.add_argument("--model", required=True)
+    stylise.add_argument("--quality", type=int, default=0, help="JPEG/WebP quality (server: 90)")
+    add_stylise_options(stylise)
+    stylise.set_defaults(handler=_cmd_client_stylise)
+    health = client_sub.add_parser("health", help="standard health check (exit 2 if not SERVING)")
+    health.add_argument("--model", help="check one model instead of the server")
+    health.set_defaults(handler=_cmd_client_health)
+    for action in (models, stylise, health):
+        _add_connection_options(action)
+
+
+def _cmd_camera(args: argparse.Namespace) -> None:
+    from ..serving.camera import run_camera
+
+    with _client(args) as client:
+        stats = run_camera(
+            client,
+            args.model,
+            camera=args.camera,
+            video=args.video,
+            out=args.out,
+            show=False if args.no_show else None,
+            options=_request_options(args),
+            max_frames=args.max_frames,
+            overlay=not args.no_overlay,
+        )
+    print(stats.summary())
+
+
+def _add_camera(sub: Any) -> None:
+    p = sub.add_parser(
+        "camera",
+        help="stylise a camera or video live through a server",
+        description="Read frames with OpenCV, stream them through StyliseStream and show the "
+        "stylised video with its frame rate and round-trip latency (q or Esc quits), or write "
+        "it to --out (always when there is no screen).",
+    )
+    p.add_argument("--model", required=True)
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--camera", type=int, default=0, help="camera index (default 0)")
+    source.add_argument("--video", help="a video file instead of a camera")
+    p.add_argument("--out", help="write the stylised video here (.avi or .mp4)")
+    p.add_argument("--no-show", action="store_true", help="do not open a window")
+    p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0: no limit)")
+    p.add_argument("--no-overlay", action="store_true", help="no fps/latency text on the video")
+    add_stylise_options(p)
+    _add_connection_options(p)
+    p.set_defaults(handler=_cmd_camera)
+
+
 def register(sub: Any) -> None:
     """Add the serving-side subcommands to the `stylecast` parser."""
-    for add in (_add_stylise,):
+    for add in (_add_stylise, _add_serve, _add_client, _add_camera):
         add(sub)

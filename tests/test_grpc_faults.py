@@ -1,0 +1,287 @@
+"""Bad input and faults: every bad request gets a clear status (never UNKNOWN or a crash), the
+server keeps serving good requests afterwards, stops work for calls that are gone, and its
+memory stays bounded."""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import numpy as np
+import pytest
+from serving_fixtures import TINY_MODEL, encoded_image, wait_for
+from stylecast.serving.client import ServerError, StylecastClient
+
+from stylecast.v1 import stylise_pb2 as pb
+
+pytest_plugins = ("serving_fixtures",)
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that claims ``width``x``height`` pixels but holds no pixel data (a 'bomb')."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
+def status_of(call, *args, **kwargs) -> grpc.StatusCode:
+    with pytest.raises(ServerError) as info:
+        call(*args, **kwargs)
+    assert info.value.details, "every error carries a message"
+    return info.value.code
+
+
+def assert_serves(client: StylecastClient) -> None:
+    reply = client.stylise(encoded_image(64), TINY_MODEL)
+    assert reply.image.width == 64
+
+
+def test_unknown_model_is_not_found(client):
+    image = encoded_image(64)
+    assert status_of(client.stylise, image, "nope") == grpc.StatusCode.NOT_FOUND
+    assert status_of(client.model, "nope") == grpc.StatusCode.NOT_FOUND
+    stream = client.stream([(1, image)], "nope")
+    assert status_of(list, stream) == grpc.StatusCode.NOT_FOUND
+    assert_serves(client)
+
+
+BAD_IMAGES = {
+    "not-an-image": pb.Image(data=b"this is not an image at all"),
+    "empty": pb.Image(data=b""),
+    "truncated-jpeg": pb.Image(data=encoded_image(96, "JPEG")[:300]),
+    "truncated-png": pb.Image(data=encoded_image(96, "PNG")[:200]),
+    "gif": pb.Image(data=b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04"),
+    "raw-zero-width": pb.Image(data=b"", encoding=pb.ENCODING_RAW_RGB, width=0, height=10),
+    "raw-size-mismatch": pb.Image(
+        data=b"\x00" * 100, encoding=pb.ENCODING_RAW_RGB, width=10, height=10
+    ),
+    "too-small-for-network": pb.Image(
+        data=b"\x00" * 48, encoding=pb.ENCODING_RAW_RGB, width=4, height=4
+    ),
+    "png-bomb": pb.Image(data=png_header_only(100_000, 100_000)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_IMAGES))
+def test_bad_images_are_invalid_argument(client, name):
+    request = pb.StyliseRequest(model=TINY_MODEL, image=BAD_IMAGES[name])
+    with pytest.raises(grpc.RpcError) as info:
+        client.stub.Stylise(request, timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.details()
+    assert_serves(client)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        pb.StyliseOptions(strength=1.5),
+        pb.StyliseOptions(strength=-0.1),
+        pb.StyliseOptions(strength=float("nan")),
+        pb.StyliseOptions(quality=101),
+        pb.StyliseOptions(output_encoding=99),
+    ],
+    ids=["strength-high", "strength-negative", "strength-nan", "quality", "encoding"],
+)
+def test_bad_options_are_invalid_argument(client, options):
+    code = status_of(client.stylise, encoded_image(64), TINY_MODEL, options)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert_serves(client)
+
+
+def test_over_the_pixel_limit_and_message_size(start_server):
+    server = start_server(max_pixels=60 * 60, max_message_bytes=64 * 1024)
+    with StylecastClient(server.address) as client:
+        with pytest.raises(ServerError) as info:
+            client.stylise(encoded_image(96), TINY_MODEL)
+        assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert "over the limit of 3600" in info.value.details
+        big = np.random.default_rng(0).integers(0, 256, (160, 160, 3), dtype=np.uint8)
+        assert status_of(client.stylise, big, TINY_MODEL) == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert_serves(client)
+
+
+def test_stream_bad_frame_gets_an_error_reply_and_the_stream_goes_on(client):
+    frames = [(1, encoded_image(64)), (2, b"garbage"), (3, encoded_image(64))]
+    replies = list(client.stream(frames, TINY_MODEL, max_pending=4, max_in_flight=1))
+    assert [r.sequence for r in replies] == [1, 2, 3]
+    assert not replies[0].HasField("error") and not replies[2].HasField("error")
+    assert replies[1].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert "not a decodable" in replies[1].error.message
+    assert not replies[1].HasField("image")
+
+
+@pytest.mark.parametrize(
+    "requests",
+    [
+        [pb.StyliseStreamRequest(sequence=1, image=pb.Image(data=encoded_image(64)))],
+        [
+            pb.StyliseStreamRequest(
+                sequence=5, model=TINY_MODEL, image=pb.Image(data=encoded_image(64))
+            ),
+            pb.StyliseStreamRequest(sequence=5, image=pb.Image(data=encoded_image(64))),
+        ],
+    ],
+    ids=["no-model", "sequence-not-increasing"],
+)
+def test_stream_protocol_errors_are_invalid_argument(client, requests):
+    with pytest.raises(grpc.RpcError) as info:
+        list(client.stub.StyliseStream(iter(requests), timeout=10))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert_serves(client)
+
+
+def test_busy_server_answers_resource_exhausted_quickly(start_server):
+    server = start_server(max_concurrent_inferences=1, max_queue=0)
+    limiter = server.servicer.limiter
+    with StylecastClient(server.address) as client:
+        with limiter.admit(), limiter.slot():  # the only place is taken
+            began = time.monotonic()
+            code = status_of(client.stylise, encoded_image(64), TINY_MODEL)
+            assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert time.monotonic() - began < 1.0
+        assert_serves(client)
+
+
+def test_too_many_streams_is_resource_exhausted(start_server):
+    server = start_server(max_streams=1)
+    release = threading.Event()
+
+    def slow_frames():
+        yield 1, encoded_image(64)
+        release.wait(10)
+
+    with StylecastClient(server.address) as client:
+        first = client.stream(slow_frames(), TINY_MODEL)
+        assert next(first).sequence == 1  # the one stream is open
+        second = client.stream([(1, encoded_image(64))], TINY_MODEL)
+        assert status_of(list, second) == grpc.StatusCode.RESOURCE_EXHAUSTED
+        release.set()
+        assert list(first) == []
+
+
+def test_deadline_while_queued_runs_no_inference(start_server):
+    server = start_server(max_concurrent_inferences=1)
+    limiter, metrics = server.servicer.limiter, server.metrics
+    ok = {"model": TINY_MODEL, "outcome": "ok"}
+    with StylecastClient(server.address) as client:
+        with limiter.slot():  # inference is busy: the call waits in the queue
+            code = status_of(client.stylise, encoded_image(64), TINY_MODEL, timeout=0.3)
+            assert code == grpc.StatusCode.DEADLINE_EXCEEDED
+            assert wait_for(lambda: metrics.value("stylecast_requests_in_flight",
+                                                  {"method": "Stylise"}) == 0)  # fmt: skip
+        assert metrics.value("stylecast_inferences_total", ok) == 0
+        abandoned = {"method": "Stylise", "stage": "queue"}
+        assert metrics.value("stylecast_abandoned_total", abandoned) == 1
+        assert_serves(client)
+        assert metrics.value("stylecast_inferences_total", ok) == 1
+
+
+def test_deadline_during_a_big_inference_stops_it(start_server):
+    server = start_server()
+    metrics = server.metrics
+    big = np.random.default_rng(1).integers(0, 256, (1024, 1024, 3), dtype=np.uint8)
+    with StylecastClient(server.address) as client:
+        began = time.monotonic()
+        code = status_of(client.stylise, big, TINY_MODEL, timeout=0.25)
+        assert code == grpc.StatusCode.DEADLINE_EXCEEDED
+        # The server lets go of the call long before the inference (seconds on one thread)
+        # could have finished, and no inference completes for it.
+        in_flight = {"method": "Stylise"}
+        assert wait_for(lambda: metrics.value("stylecast_requests_in_flight", in_flight) == 0, 5)
+        assert time.monotonic() - began < 5.0
+        ok = {"model": TINY_MODEL, "outcome": "ok"}
+        assert metrics.value("stylecast_inferences_total", ok) == 0
+        stopped = sum(
+            metrics.value("stylecast_abandoned_total", {"method": "Stylise", "stage": stage})
+            for stage in ("queue", "inference")
+        )
+        assert stopped == 1
+        assert metrics.value("stylecast_inferences_running") == 0
+        assert_serves(client)
+
+
+def test_client_disconnecting_mid_stream_frees_the_stream(start_server):
+    server = start_server(max_streams=1)
+    metrics = server.metrics
+
+    def endless_frames():
+        for sequence in range(1, 10_000):  # bounded, but far more than the test reads
+            yield sequence, encoded_image(64)
+
+    with StylecastClient(server.address) as client:
+        replies = client.stream(endless_frames(), TINY_MODEL, max_pending=2, max_in_flight=2)
+        assert [next(replies).sequence for _ in range(3)] == [1, 2, 3]
+        replies.close()  # the client goes away mid-stream
+        in_flight = {"method": "StyliseStream"}
+        assert wait_for(lambda: metrics.value("stylecast_requests_in_flight", in_flight) == 0)
+        cancelled = {"method": "StyliseStream", "model": TINY_MODEL, "code": "CANCELLED"}
+        assert metrics.value("stylecast_requests_total", cancelled) == 1
+        # The only stream slot is free again, and the server still serves.
+        again = list(client.stream([(1, encoded_image(64))], TINY_MODEL))
+        assert [r.sequence for r in again] == [1]
+        assert_serves(client)
+
+
+def test_eight_concurrent_clients_all_succeed(shared_server):
+    calls_each = 12
+
+    def worker(index: int) -> list[int]:
+        image = encoded_image(48 + 8 * index)
+        with StylecastClient(shared_server.address, timeout=30) as client:
+            return [client.stylise(image, TINY_MODEL).image.width for _ in range(calls_each)]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(worker, range(8)))
+    assert [len(widths) for widths in results] == [calls_each] * 8
+    assert all(widths == [48 + 8 * i] * calls_each for i, widths in enumerate(results))
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/status"), reason="needs /proc")
+def test_memory_stays_bounded_under_bad_input(start_server):
+    server = start_server(max_pixels=128 * 128)
+    bad = [
+        pb.StyliseRequest(model=TINY_MODEL, image=pb.Image(data=b"junk" * 1000)),
+        pb.StyliseRequest(model=TINY_MODEL, image=pb.Image(data=encoded_image(200)[:2000])),
+        pb.StyliseRequest(model=TINY_MODEL, image=pb.Image(data=png_header_only(50_000, 50_000))),
+        pb.StyliseRequest(model=TINY_MODEL, image=pb.Image(data=encoded_image(300))),
+        pb.StyliseRequest(model="x" * 200, image=pb.Image(data=encoded_image(64))),
+        pb.StyliseRequest(model=TINY_MODEL, image=pb.Image(data=encoded_image(64)),
+                          options=pb.StyliseOptions(strength=7)),
+    ]  # fmt: skip
+    good = pb.StyliseRequest(model=TINY_MODEL, image=pb.Image(data=encoded_image(64)))
+    with StylecastClient(server.address) as client:
+
+        def round_of_calls() -> None:
+            for request in bad:
+                with pytest.raises(grpc.RpcError) as info:
+                    client.stub.Stylise(request, timeout=10)
+                assert info.value.code() != grpc.StatusCode.UNKNOWN
+            assert client.stub.Stylise(good, timeout=10).image.width == 64
+
+        for _ in range(20):  # warm up allocators and caches
+            round_of_calls()
+        baseline = rss_mb()
+        for _ in range(100):
+            round_of_calls()
+        growth = rss_mb() - baseline
+    assert growth < 40, f"memory grew {growth:.0f} MB over 700 calls"
+    labels = server.metrics.registry.get_sample_value
+    assert labels("stylecast_requests_total", {"method": "Stylise", "model": "",
+                                               "code": "NOT_FOUND"}) == 120  # fmt: skip

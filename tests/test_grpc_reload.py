@@ -1,0 +1,112 @@
+"""Hot reload: models added, replaced or removed in models/ are picked up without a restart,
+and a broken new version leaves the old one serving."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import grpc
+import pytest
+from serving_fixtures import TINY_MODEL, encoded_image, wait_for
+from stylecast.serving.client import ServerError, StylecastClient
+from stylecast.serving.server import SERVICE_NAME, model_health_name
+
+pytest_plugins = ("serving_fixtures",)
+
+
+def edit_card(model_dir: Path, **changes: object) -> dict:
+    path = model_dir / "model.json"
+    card = json.loads(path.read_text())
+    card.update(changes)
+    path.write_text(json.dumps(card))
+    return card
+
+
+def add_model(models: Path, name: str) -> Path:
+    """A copy of the tiny model under a new name."""
+    target = models / name
+    shutil.copytree(models / TINY_MODEL, target)
+    edit_card(target, name=name)
+    return target
+
+
+def add_version(model_dir: Path, version: int, data: bytes) -> None:
+    """Publish ``data`` as ``version`` of the model, recorded in its card."""
+    (model_dir / str(version)).mkdir()
+    (model_dir / str(version) / "model.onnx").write_bytes(data)
+    card = json.loads((model_dir / "model.json").read_text())
+    info = dict(card["versions"]["1"], sha256=hashlib.sha256(data).hexdigest())
+    edit_card(model_dir, version=version, versions={**card["versions"], str(version): info})
+
+
+def stylised_version(client: StylecastClient, model: str) -> int:
+    return client.stylise(encoded_image(64), model).model_version
+
+
+def test_new_model_is_picked_up_by_polling(start_server, models_copy):
+    server = start_server(models_copy, reload_interval_s=0.1)
+    with StylecastClient(server.address) as client:
+        add_model(models_copy, "second")
+        assert wait_for(lambda: "second" in [m.name for m in client.models()], timeout=5)
+        assert client.health(model_health_name("second")) == "SERVING"
+        assert stylised_version(client, "second") == 1
+    assert server.metrics.value("stylecast_model_reload_events_total", {"event": "loaded"}) >= 1
+    assert server.metrics.value("stylecast_models_loaded") == 2
+
+
+def test_new_version_replaces_and_broken_versions_leave_the_old_one_serving(
+    start_server, models_copy
+):
+    server = start_server(models_copy)
+    model_dir = models_copy / TINY_MODEL
+    onnx_bytes = (model_dir / "1" / "model.onnx").read_bytes()
+    with StylecastClient(server.address) as client:
+        add_version(model_dir, 2, onnx_bytes)
+        assert list(client.reload().loaded) == [TINY_MODEL]
+        assert stylised_version(client, TINY_MODEL) == 2
+        # A newer version that onnxruntime cannot load: version 2 keeps serving.
+        add_version(model_dir, 3, b"definitely not an onnx graph")
+        client.reload()
+        assert stylised_version(client, TINY_MODEL) == 2
+        card = client.model(TINY_MODEL)
+        assert (card.version, card.latest_version) == (2, 3)
+        # A model card broken outright: the loaded version still serves.
+        good_card = (model_dir / "model.json").read_text()
+        (model_dir / "model.json").write_text("{ not json")
+        report = client.reload()
+        assert TINY_MODEL in report.failed and "not a valid model card" in report.failed[TINY_MODEL]
+        assert stylised_version(client, TINY_MODEL) == 2
+        assert client.health(model_health_name(TINY_MODEL)) == "SERVING"
+        (model_dir / "model.json").write_text(good_card)
+        assert list(client.reload().loaded) == [TINY_MODEL]
+        # A new model with no working version is reported and not served.
+        broken = add_model(models_copy, "broken")
+        for graph in broken.glob("*/model.onnx"):
+            graph.write_bytes(b"garbage")
+        report = client.reload()
+        assert "broken" in report.failed
+        with pytest.raises(ServerError) as info:
+            client.stylise(encoded_image(64), "broken")
+        assert info.value.code == grpc.StatusCode.NOT_FOUND
+
+
+def test_removed_models_stop_serving(start_server, models_copy):
+    add_model(models_copy, "extra")
+    server = start_server(models_copy)
+    with StylecastClient(server.address) as client:
+        assert client.health(model_health_name("extra")) == "SERVING"
+        shutil.rmtree(models_copy / "extra")
+        assert list(client.reload().removed) == ["extra"]
+        with pytest.raises(ServerError) as info:
+            client.stylise(encoded_image(64), "extra")
+        assert info.value.code == grpc.StatusCode.NOT_FOUND
+        assert client.health(model_health_name("extra")) == "NOT_SERVING"
+        assert client.health() == "SERVING"
+        shutil.rmtree(models_copy / TINY_MODEL)
+        client.reload()
+        assert client.health() == "NOT_SERVING"
+        assert client.health(SERVICE_NAME) == "NOT_SERVING"
+        assert client.models() == []
