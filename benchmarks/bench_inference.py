@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
-
 from stylecast.serving.runtime import PROVIDER_PREFERENCE
 from stylecast.training.config import NetworkConfig
 from stylecast.training.export import UInt8Graph, export_onnx
@@ -71,7 +70,8 @@ def main() -> None:
                     with torch.inference_mode():
                         graph(batch).cpu()
 
-                rows.append((size, f"torch eager ({device})", precision, median_ms(eager, args.repeats)))
+                ms = median_ms(eager, args.repeats)
+                rows.append((size, f"torch eager ({device})", precision, ms))
                 network.float()
             for provider in providers:
                 for precision, path in paths.items():
@@ -83,10 +83,13 @@ def main() -> None:
                     except Exception as exc:  # a provider may refuse a graph; report and go on
                         print(f"skip {provider} {precision}: {exc}")
                         continue
-                    ms = median_ms(lambda s=session: s.run(None, {"image": image}), args.repeats)
+                    feed = {"image": image}
+                    ms = median_ms(lambda s=session, f=feed: s.run(None, f), args.repeats)
                     rows.append((size, f"onnxruntime {provider}", precision, ms))
-    print(f"\nnetwork={args.network} threads={args.threads} repeats={args.repeats} "
-          f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset)')}\n")
+    print(
+        f"\nnetwork={args.network} threads={args.threads} repeats={args.repeats} "
+        f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset)')}\n"
+    )
     print("| size | runtime | precision | ms/image | images/s |")
     print("|---|---|---|---|---|")
     for size, runtime, precision, ms in rows:

@@ -8,16 +8,22 @@ Everything here runs on the CPU, offline, at tiny sizes. Fixtures:
 - ``loss_layers``: the VGG layer names ``loss_config`` uses (content + style).
 - ``random_vgg``: a session-scoped, frozen ``LossNetwork`` built by
   ``load_loss_network("random:0", loss_layers)``. Share it; never modify its weights.
-- ``content_dir``: a per-test folder holding a few small (64-96 px) copies of the bundled
-  content images, ready for ``stylecast train --content-dir``.
+- ``content_dir``: a per-test folder holding four small (64-96 px) copies of the bundled
+  content images, ready for ``stylecast train --content-dir``; ``make_content_dir(folder)``
+  builds the same in any folder (for module-scoped fixtures).
 - ``small_image``: a helper that loads a bundled image at a given longer side.
 
 Training-side modules import torch lazily inside the fixtures, so a serving-only test module can
 use the path fixtures without paying for torch.
+
+Threads: the tensors here are tiny, so this file sets ``OMP_NUM_THREADS=1`` (unless the caller
+set it) before anything imports torch; subprocesses started by tests inherit it. On a busy
+2-core machine, torch's default of one spinning OpenMP thread per core made steps 10-40x slower.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +34,8 @@ if TYPE_CHECKING:
     import torch
     from stylecast.training.config import LossConfig
     from stylecast.training.vgg import LossNetwork
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ASSETS = REPO_ROOT / "assets"
@@ -111,16 +119,26 @@ def small_image() -> Callable[[Path, int], torch.Tensor]:
     return load
 
 
-@pytest.fixture
-def content_dir(tmp_path: Path, content_images: list[Path]) -> Path:
-    """A fresh folder with four small content images: 96 and 64 px JPEGs plus a 80 px PNG in a
-    subfolder (the scan is recursive). Add files to it to test bad inputs."""
+@pytest.fixture(scope="session")
+def make_content_dir(content_images: list[Path]) -> Callable[[Path], Path]:
+    """``make_content_dir(folder)`` fills ``folder`` with four small content images: 96 and
+    64 px JPEGs plus an 80 px PNG in a subfolder (the scan is recursive); returns ``folder``.
+    For module- or session-scoped runs; tests that need a fresh folder use ``content_dir``."""
     from stylecast.training.images import load_image, save_image
 
-    folder = tmp_path / "content"
-    sizes = (96, 64, 96, 80)
-    for index, (path, side) in enumerate(zip(content_images, sizes, strict=False)):
-        suffix = ".png" if index == 3 else ".jpg"
-        target = folder / ("nested" if index == 3 else "") / f"{path.stem}_{side}{suffix}"
-        save_image(load_image(path, side), target)
-    return folder
+    def make(folder: Path) -> Path:
+        sizes = (96, 64, 96, 80)
+        for index, (path, side) in enumerate(zip(content_images, sizes, strict=False)):
+            name = f"{path.stem}_{side}"
+            target = folder / "nested" / f"{name}.png" if index == 3 else folder / f"{name}.jpg"
+            save_image(load_image(path, side), target)
+        return folder
+
+    return make
+
+
+@pytest.fixture
+def content_dir(tmp_path: Path, make_content_dir: Callable[[Path], Path]) -> Path:
+    """A fresh per-test folder of four small content images (see ``make_content_dir``).
+    Add files to it to test bad inputs."""
+    return make_content_dir(tmp_path / "content")

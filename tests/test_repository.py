@@ -13,14 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
-from stylecast.errors import StylecastError
 from stylecast.serving import imaging
 from stylecast.serving.imaging import ImageError, ImageTooLarge, StyliseOptions
 from stylecast.serving.repository import ModelNotFound, ModelRepository
 from stylecast.serving.runtime import RuntimeOptions, select_providers
 from stylecast.training.export import export_model
 from test_export import make_run
+
+from stylecast.errors import StylecastError
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_missing_folder_and_unknown_model(tmp_path, good_model) -> None:
     with pytest.raises(StylecastError, match="models folder not found"):
         ModelRepository(tmp_path / "absent")
     copy_model(good_model, tmp_path, "only")
-    with pytest.raises(ModelNotFound, match="unknown model 'nope'.*only"):
+    with pytest.raises(ModelNotFound, match=r"unknown model 'nope'.*only"):
         ModelRepository(tmp_path).get("nope")
 
 

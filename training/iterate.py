@@ -146,6 +146,8 @@ def run_iterate(
     out = Path(out)
     if out.suffix.lower() not in {".png", ".jpg", ".jpeg"}:
         raise StylecastError(f"--out {out}: use a .png or .jpg file name")
+    if any(parent.exists() and not parent.is_dir() for parent in out.parents):
+        raise StylecastError(f"--out {out}: a parent of it is a file, not a folder")
     content = load_image(content_path, config.size)
     criterion = build_criterion(style_path, config)
     result = stylise_iteratively(content, criterion, config)

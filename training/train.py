@@ -69,6 +69,8 @@ class RunOptions:
 
     def resume_path(self) -> str | None:
         """The ckpt_path for Trainer.fit; refuses to start over an existing run unasked."""
+        if Path(self.out).exists() and not Path(self.out).is_dir():
+            raise StylecastError(f"--out {self.out} is a file; give a folder for the run")
         existing = (
             sorted(self.checkpoint_dir.glob("*.ckpt")) if self.checkpoint_dir.is_dir() else []
         )
@@ -160,6 +162,6 @@ def run_training(config: TrainConfig, run: RunOptions) -> Path:
     if trainer.interrupted:
         raise Interrupted(
             f"training interrupted at step {trainer.global_step}; state saved in "
-            f"{run.checkpoint_dir / 'last.ckpt'} — continue with --resume last"
+            f"{run.checkpoint_dir} — continue with --resume last"
         )
     return Path(run.out)

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 from torchvision.models import VGG19_Weights, vgg19
+from torchvision.models.vgg import cfgs, make_layers
 
 from stylecast.errors import StylecastError
 
@@ -73,6 +74,10 @@ class LossNetwork(nn.Module):
         self.weights_id = weights_id
         deepest = max(VGG_LAYER_NAMES.index(name) for name in self.layers)
         self.features, self.index_to_name = _trim(features, deepest)
+        # Each 2×2 max-pool before the deepest layer halves the image; below this it vanishes.
+        pools = sum(isinstance(m, nn.MaxPool2d) for m in self.features)
+        self.min_side = 2**pools
+        self.deepest = VGG_LAYER_NAMES[deepest]
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         self.requires_grad_(False)
@@ -83,6 +88,12 @@ class LossNetwork(nn.Module):
         return super().train(False)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        if min(x.shape[-2:]) < self.min_side:
+            raise StylecastError(
+                f"image of {x.shape[-2]}x{x.shape[-1]} px is too small for the loss network: "
+                f"layer {self.deepest} needs at least {self.min_side} px per side; "
+                "use a larger size (--size, --image-size or --style-size)"
+            )
         out: dict[str, torch.Tensor] = {}
         x = (x - self.mean) / self.std
         for index, layer in enumerate(self.features):
@@ -114,8 +125,10 @@ def load_loss_network(spec: str, layers: tuple[str, ...]) -> LossNetwork:
     return LossNetwork(features, layers, weights_id)
 
 
-def _vgg_features() -> nn.Sequential:
-    features = vgg19(weights=None).features
+def _vgg_features(initialise: bool = True) -> nn.Sequential:
+    """VGG-19's feature layers. ``initialise=False`` skips torchvision's full-model init
+    (classifier included, ~0.5 GB), for weights that are loaded right after."""
+    features = vgg19(weights=None).features if initialise else make_layers(cfgs["E"])
     for module in features:
         if isinstance(module, nn.ReLU):
             module.inplace = False  # activations are collected, so they must not be overwritten
@@ -147,7 +160,7 @@ def _imagenet_features() -> nn.Sequential:
             f"{cache} or pass --vgg-weights /path/to/{cache.name}. "
             "For tests and offline demos only: --vgg-weights random:SEED."
         ) from None
-    features = _vgg_features()
+    features = _vgg_features(initialise=False)
     features.load_state_dict(_features_state(state))
     return features
 
@@ -162,7 +175,7 @@ def _file_features(path: Path | None) -> tuple[nn.Sequential, str]:
     data = path.read_bytes()
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        features = _vgg_features()
+        features = _vgg_features(initialise=False)
         features.load_state_dict(_features_state(state))
     except Exception as exc:  # torch.load raises many types for bad files
         raise StylecastError(

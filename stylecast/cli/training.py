@@ -6,6 +6,7 @@ import argparse
 import logging
 import shlex
 import sys
+from pathlib import Path
 from typing import Any
 
 from .args import add_loss_arguments, loss_overrides, positive_int
@@ -53,20 +54,25 @@ def _cmd_train(args: argparse.Namespace) -> None:
     )
     out = run_training(config, run)
     print(f"trained: {out}")
-    if args.export_name:
+    if not args.no_export:
         _export_after_training(args, out)
 
 
-def _export_after_training(args: argparse.Namespace, run_dir: Any) -> None:
+def _export_after_training(args: argparse.Namespace, run_dir: Path) -> None:
     try:
         import onnx  # noqa: F401
+        import onnxscript  # noqa: F401
     except ImportError:
-        log.warning("export extra not installed (pip install 'stylecast[export]'); not exporting")
+        log.warning(
+            "not exporting: the export extra is not installed (pip install 'stylecast[export]'); "
+            "export later with: stylecast export %s --name NAME",
+            run_dir,
+        )
         return
     from ..training.export import export_model
 
-    result = export_model(run_dir, args.export_name, args.models_dir)
-    print(f"exported: {result.model_path}")
+    result = export_model(run_dir, args.export_name or run_dir.name, args.models_dir)
+    print(f"exported {result.card.name} v{result.card.version}: {result.model_path}")
 
 
 def _cmd_iterate(args: argparse.Namespace) -> None:
@@ -114,9 +120,10 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--sample-every", type=int, default=500, help="steps between samples (0: off)")
     p.add_argument("--checkpoint-every", type=positive_int, default=500)
     p.add_argument(
-        "--export-name", help="export to the model repository under this name at the end"
+        "--export-name", help="model name of the export at the end (default: OUT's name)"
     )
-    p.add_argument("--models-dir", default="models", help="model repository for --export-name")
+    p.add_argument("--models-dir", default="models", help="model repository to export into")
+    p.add_argument("--no-export", action="store_true", help="skip the ONNX export at the end")
     add_loss_arguments(p)
     p.set_defaults(handler=_cmd_train)
 

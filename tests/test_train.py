@@ -1,0 +1,253 @@
+"""Lightning training end to end at toy sizes: the loss falls, artefacts, resume, bad inputs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+from stylecast.training.config import NetworkConfig, TrainConfig, train_from_dict
+from stylecast.training.images import save_image
+from stylecast.training.losses import PerceptualLoss
+from stylecast.training.module import StyleTransferModule
+from stylecast.training.network import TransformNet
+from stylecast.training.train import RunOptions, run_training
+
+from stylecast.errors import Interrupted, StylecastError
+
+SIZE = 64
+STEPS = 8
+
+
+def _config(style_image: Path, content_dir: Path, loss_config) -> TrainConfig:
+    return TrainConfig(
+        style_image=str(style_image),
+        content_dir=str(content_dir),
+        image_size=SIZE,
+        batch_size=2,
+        lr=1e-3,
+        vgg_weights="random:0",
+        network=NetworkConfig.preset("lite"),
+        loss=loss_config,
+    )
+
+
+def _run(out: Path, **overrides) -> RunOptions:
+    options = {
+        "out": str(out),
+        "max_steps": STEPS,
+        "accelerator": "cpu",
+        "devices": "1",
+        "log_every": 1,
+        "sample_every": 0,
+        "checkpoint_every": 4,
+        **overrides,
+    }
+    return RunOptions(**options)
+
+
+def _checkpoint(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def _logged_losses(run_dir: Path) -> list[float]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    values: dict[int, float] = {}
+    for events in sorted((run_dir / "tensorboard").rglob("events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        values.update({e.step: e.value for e in accumulator.Scalars("train/loss")})
+    return [values[step] for step in sorted(values)]
+
+
+@pytest.fixture(scope="module")
+def training_run(tmp_path_factory, make_content_dir, style_image, loss_config):
+    """One 8-step run (64 px, batch 2, lite network, random:0 VGG) shared by the tests below.
+    Returns (config, run folder, read-only snapshot of the run folder as it was written).
+    Only the resume test changes the run folder (in place: checkpoints record their folder);
+    the others read the snapshot, so test order does not matter."""
+    root = tmp_path_factory.mktemp("train")
+    content = make_content_dir(root / "content")
+    config = _config(style_image, content, loss_config)
+    out = run_training(config, _run(root / "run"))
+    snapshot = shutil.copytree(out, root / "snapshot")
+    return config, out, snapshot
+
+
+@pytest.fixture
+def trained(training_run):
+    """(config, snapshot folder) of the shared run, as training left it."""
+    config, _, snapshot = training_run
+    return config, snapshot
+
+
+def test_training_writes_the_run_artifacts(trained) -> None:
+    config, out = trained
+    checkpoints = out / "checkpoints"
+    assert (checkpoints / "last.ckpt").is_file()
+    assert not (checkpoints / "interrupted.ckpt").exists()  # only written on an interruption
+    assert (out / "transform.pt").is_file()
+    assert list((out / "tensorboard").rglob("events.out.tfevents.*"))
+
+    ckpt = _checkpoint(checkpoints / "last.ckpt")
+    assert ckpt["global_step"] == STEPS
+    # the frozen VGG and style Grams are rebuilt from the config, never stored
+    assert ckpt["state_dict"]
+    assert not [k for k in ckpt["state_dict"] if not k.startswith("network.")]
+    assert ckpt["hyper_parameters"]["vgg_weights_id"] == "random:0"
+
+    run_config = json.loads((out / "config.json").read_text())
+    assert run_config["vgg_weights"] == "random:0"
+    assert run_config["steps"] == STEPS
+    assert train_from_dict(run_config["train"]) == config
+    assert run_config["run"]["max_steps"] == STEPS
+    assert set(run_config["final_losses"]) >= {"loss", "content", "style", "tv"}
+    assert len(run_config["style_sha256"]) == 64
+
+    weights = torch.load(out / "transform.pt", map_location="cpu", weights_only=True)
+    network = TransformNet(config.network)
+    network.load_state_dict(weights)  # strict: exactly the transform network's weights
+    for key, value in weights.items():
+        torch.testing.assert_close(value, ckpt["state_dict"][f"network.{key}"])
+
+
+def test_training_lowers_the_loss(trained, random_vgg, small_image, content_images) -> None:
+    config, out = trained
+    logged = _logged_losses(out)
+    assert len(logged) == STEPS  # log_every=1
+    assert sum(logged[-3:]) / 3 < sum(logged[:2]) / 2
+
+    # On a fixed batch, the trained network beats an untrained one by a wide margin.
+    criterion = PerceptualLoss(random_vgg, config.loss, small_image(Path(config.style_image), SIZE))
+    batch = torch.stack(
+        [
+            torch.nn.functional.interpolate(small_image(p, SIZE)[None], size=(SIZE, SIZE))[0]
+            for p in content_images
+        ]
+    )
+    targets = criterion.content_targets(batch)
+
+    def fixed_batch_loss(network: TransformNet) -> float:
+        with torch.no_grad():
+            return float(criterion(network.eval()(batch), targets)["total"])
+
+    torch.manual_seed(config.seed)
+    untrained = fixed_batch_loss(TransformNet(config.network))
+    trained_net = TransformNet(config.network)
+    trained_net.load_state_dict(torch.load(out / "transform.pt", weights_only=True))
+    after = fixed_batch_loss(trained_net)
+    assert after < 0.7 * untrained, (untrained, after)
+
+
+def test_refuses_to_start_over_an_existing_run(trained) -> None:
+    config, out = trained
+    with pytest.raises(StylecastError, match="--resume last"):
+        run_training(config, _run(out))
+
+
+def test_sigterm_saves_state_and_resume_continues(training_run, monkeypatch) -> None:
+    """Resume the 8-step run, stop it with SIGTERM (as a scheduler or `docker stop` would) two
+    steps later, then resume again to completion: every run starts at the saved global step."""
+    config, out, snapshot = training_run
+    checkpoints = out / "checkpoints"
+    calls: list[int] = []
+    original = StyleTransferModule.training_step
+    stop_at: list[int] = [2]  # send SIGTERM during the 2nd step of the resumed run
+
+    def counting_step(self, batch, batch_idx):
+        calls.append(batch_idx)
+        if len(calls) in stop_at:
+            # Lightning's handler is installed for the duration of fit(); the default action
+            # would kill the test process, so refuse to go on without it.
+            assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN, None)
+            signal.raise_signal(signal.SIGTERM)
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(StyleTransferModule, "training_step", counting_step)
+    with pytest.raises(Interrupted, match="--resume last") as info:
+        run_training(config, _run(out, max_steps=1000, resume="last"))
+    assert info.value.exit_code == 130
+    assert len(calls) == 2  # continued at step 8, not restarted from 0
+    stopped = _checkpoint(checkpoints / "interrupted.ckpt")
+    assert stopped["global_step"] == STEPS + 2  # Lightning stops at the end of the step
+    assert _checkpoint(checkpoints / "last.ckpt")["global_step"] == STEPS
+
+    stop_at.clear()
+    run_training(config, _run(out, max_steps=STEPS + 4, resume="last"))
+    assert len(calls) == 4  # picked the newer interrupted.ckpt: 2 more steps, not 4
+    assert sorted(p.name for p in checkpoints.glob("last*.ckpt")) == ["last.ckpt"]
+    assert not (checkpoints / "interrupted.ckpt").exists()  # a finished run cleans it up
+    assert _checkpoint(checkpoints / "last.ckpt")["global_step"] == STEPS + 4
+    assert json.loads((out / "config.json").read_text())["steps"] == STEPS + 4
+    before = torch.load(snapshot / "transform.pt", weights_only=True)
+    after = torch.load(out / "transform.pt", weights_only=True)
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_resume_errors(tmp_path, style_image, content_dir, loss_config) -> None:
+    config = _config(style_image, content_dir, loss_config)
+    with pytest.raises(StylecastError, match="no checkpoint to resume from"):
+        run_training(config, _run(tmp_path / "empty", resume="last"))
+    with pytest.raises(StylecastError, match="not found"):
+        run_training(config, _run(tmp_path / "run", resume=str(tmp_path / "missing.ckpt")))
+
+
+def test_bad_content_files_are_skipped(
+    tmp_path, style_image, content_dir, loss_config, caplog
+) -> None:
+    (content_dir / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 definitely not a JPEG" * 20)
+    save_image(torch.rand(3, 8, 8), content_dir / "nested" / "tiny.png")
+    config = _config(style_image, content_dir, loss_config)
+    with caplog.at_level(logging.WARNING, logger="stylecast"):
+        out = run_training(config, _run(tmp_path / "run", max_steps=2, checkpoint_every=2))
+    skipped = [
+        r for r in caplog.records if r.name.startswith("stylecast") and "skipped" in r.message
+    ]
+    assert len(skipped) == 1
+    assert "skipped 2 " in skipped[0].getMessage()
+    assert _checkpoint(out / "checkpoints" / "last.ckpt")["global_step"] == 2
+    assert (out / "transform.pt").is_file()
+
+
+def test_folder_without_usable_images(tmp_path, style_image, loss_config) -> None:
+    folder = tmp_path / "content"
+    folder.mkdir()
+    (folder / "broken.png").write_bytes(b"not a png")
+    (folder / "notes.txt").write_text("not an image")
+    config = _config(style_image, folder, loss_config)
+    with pytest.raises(StylecastError, match="no usable content images"):
+        run_training(config, _run(tmp_path / "run"))
+
+
+def test_missing_style_image(tmp_path, content_dir, loss_config) -> None:
+    config = _config(tmp_path / "missing.jpg", content_dir, loss_config)
+    with pytest.raises(StylecastError, match="style image not found"):
+        run_training(config, _run(tmp_path / "run"))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_steps": 0},
+        {"max_epochs": 0},
+        {"precision": "fp8"},
+        {"log_every": 0},
+        {"checkpoint_every": 0},
+        {"num_nodes": 0},
+        {"workers": -1},
+    ],
+)
+def test_run_options_reject_bad_values(tmp_path, kwargs) -> None:
+    with pytest.raises(StylecastError):
+        RunOptions(out=str(tmp_path), **kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [{"image_size": 0}, {"batch_size": -1}, {"lr": 0.0}])
+def test_train_config_rejects_bad_values(kwargs) -> None:
+    with pytest.raises(StylecastError):
+        TrainConfig(style_image="s.jpg", content_dir="c", **kwargs)
