@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
 from stylecast.serving.client import ServerError, StylecastClient
 from stylecast.serving.imaging import decode, encode
 from stylecast.serving.repository import ModelRepository
@@ -66,6 +67,7 @@ def export_tiny_model(folder: Path) -> tuple[Path, str]:
     import json
 
     import torch
+
     from stylecast.training.config import NetworkConfig, TrainConfig, to_dict
     from stylecast.training.export import export_model
     from stylecast.training.network import TransformNet

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
+
 from stylecast.serving.runtime import PROVIDER_PREFERENCE
 from stylecast.training.config import NetworkConfig
 from stylecast.training.export import UInt8Graph, export_onnx

@@ -29,13 +29,14 @@ from typing import Any
 
 import lightning as L
 import torch
+from torch.utils.data import DataLoader
+from torchvision.transforms.v2 import functional as TF
+
 from stylecast.training.config import LossConfig, NetworkConfig, TrainConfig, to_dict
 from stylecast.training.data import ContentImages, scan_content
 from stylecast.training.images import load_image
 from stylecast.training.iterate import IterateConfig, build_criterion, stylise_iteratively
 from stylecast.training.module import StyleTransferModule
-from torch.utils.data import DataLoader
-from torchvision.transforms.v2 import functional as TF
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 STYLE = ASSETS / "styles" / "starry_night.jpg"

@@ -32,6 +32,7 @@ import pytest
 
 if TYPE_CHECKING:
     import torch
+
     from stylecast.training.config import LossConfig
     from stylecast.training.vgg import LossNetwork
 

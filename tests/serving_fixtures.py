@@ -46,6 +46,7 @@ def build_tiny_repository(root: Path, name: str = TINY_MODEL, seed: int = 0) -> 
     """Export a seeded random ``lite`` TransformNet as ``root/models/<name>``; returns the
     models folder. Needs torch (the test process has it; servers under test do not)."""
     import torch
+
     from stylecast.training.config import NetworkConfig, TrainConfig, to_dict
     from stylecast.training.export import export_model
     from stylecast.training.network import TransformNet

@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 from PIL import Image
 from serving_fixtures import TINY_MODEL, encoded_image, wait_for
-from stylecast.serving.client import ServerError, StylecastClient
 
 from stylecast.cli import main
 from stylecast.errors import StylecastError
+from stylecast.serving.client import ServerError, StylecastClient
 
 pytest_plugins = ("serving_fixtures",)
 

@@ -14,8 +14,8 @@ import grpc
 import numpy as np
 import pytest
 from serving_fixtures import TINY_MODEL, encoded_image, wait_for
-from stylecast.serving.client import ServerError, StylecastClient
 
+from stylecast.serving.client import ServerError, StylecastClient
 from stylecast.v1 import stylise_pb2 as pb
 
 pytest_plugins = ("serving_fixtures",)

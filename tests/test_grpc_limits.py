@@ -7,9 +7,9 @@ import threading
 import time
 
 import pytest
-from stylecast.serving.limits import CallAbandoned, InferenceLimiter, LatestFrames, Overloaded
 
 from stylecast.errors import StylecastError
+from stylecast.serving.limits import CallAbandoned, InferenceLimiter, LatestFrames, Overloaded
 
 
 def test_admit_rejects_at_once_when_the_line_is_full():

@@ -11,6 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 from serving_fixtures import TINY_MODEL, encoded_image, wait_for
+
 from stylecast.serving.client import ServerError, StylecastClient
 from stylecast.serving.server import SERVICE_NAME, model_health_name
 

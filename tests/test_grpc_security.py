@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 from serving_fixtures import TINY_MODEL, encoded_image
+
 from stylecast.serving.auth import bearer_metadata
 from stylecast.serving.client import ServerError, StylecastClient
 from stylecast.serving.server import SERVICE_NAME

@@ -16,12 +16,12 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 from PIL import Image
 from serving_fixtures import TINY_MODEL, encoded_image
+
 from stylecast.serving.client import ServerError, StylecastClient, make_options, to_array
 from stylecast.serving.imaging import StyliseOptions, decode
 from stylecast.serving.repository import ModelRepository
 from stylecast.serving.runtime import RuntimeOptions
 from stylecast.serving.server import SERVICE_NAME, model_health_name
-
 from stylecast.v1 import stylise_pb2 as pb
 
 pytest_plugins = ("serving_fixtures",)

@@ -6,6 +6,8 @@ import json
 
 import pytest
 import torch
+
+from stylecast.errors import StylecastError
 from stylecast.training.iterate import (
     IterateConfig,
     build_criterion,
@@ -13,8 +15,6 @@ from stylecast.training.iterate import (
     stylise_iteratively,
 )
 from stylecast.training.losses import PerceptualLoss
-
-from stylecast.errors import StylecastError
 
 SIZE = 64
 

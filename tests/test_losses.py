@@ -6,10 +6,10 @@ import json
 
 import pytest
 import torch
-from stylecast.training.config import LossConfig, loss_from_dict, to_dict
-from stylecast.training.losses import PerceptualLoss, gram_matrix, total_variation
 
 from stylecast.errors import StylecastError
+from stylecast.training.config import LossConfig, loss_from_dict, to_dict
+from stylecast.training.losses import PerceptualLoss, gram_matrix, total_variation
 
 # --- gram_matrix ------------------------------------------------------------------------------
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from stylecast.training.config import NetworkConfig
-from stylecast.training.losses import PerceptualLoss
-from stylecast.training.network import TransformNet, count_parameters
 from torch import nn
 
 from stylecast.errors import StylecastError
+from stylecast.training.config import NetworkConfig
+from stylecast.training.losses import PerceptualLoss
+from stylecast.training.network import TransformNet, count_parameters
 
 PRESETS = ("standard", "lite")
 

@@ -13,14 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from test_export import make_run
+
+from stylecast.errors import StylecastError
 from stylecast.serving import imaging
 from stylecast.serving.imaging import ImageError, ImageTooLarge, StyliseOptions
 from stylecast.serving.repository import ModelNotFound, ModelRepository
 from stylecast.serving.runtime import RuntimeOptions, select_providers
 from stylecast.training.export import export_model
-from test_export import make_run
-
-from stylecast.errors import StylecastError
 
 
 @pytest.fixture(scope="module")

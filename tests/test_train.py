@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from stylecast.errors import Interrupted, StylecastError
 from stylecast.training.config import NetworkConfig, TrainConfig, train_from_dict
 from stylecast.training.images import save_image
 from stylecast.training.losses import PerceptualLoss
 from stylecast.training.module import StyleTransferModule
 from stylecast.training.network import TransformNet
 from stylecast.training.train import RunOptions, run_training
-
-from stylecast.errors import Interrupted, StylecastError
 
 SIZE = 64
 STEPS = 8

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from torchvision.models import vgg19
+
+from stylecast.errors import StylecastError
 from stylecast.training.config import VGG_LAYER_NAMES
 from stylecast.training.vgg import (
     LossNetwork,
@@ -16,9 +19,6 @@ from stylecast.training.vgg import (
     load_loss_network,
     pink_noise,
 )
-from torchvision.models import vgg19
-
-from stylecast.errors import StylecastError
 
 SHALLOW = ("relu1_1", "relu2_1")
 

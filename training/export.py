@@ -23,6 +23,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+
+from stylecast.errors import StylecastError
 from stylecast.serving.model_card import (
     INPUT_NAME,
     MODEL_FILE,
@@ -32,9 +35,6 @@ from stylecast.serving.model_card import (
     read_card,
 )
 from stylecast.serving.triton import write_triton_config
-from torch import nn
-
-from stylecast.errors import StylecastError
 
 from .callbacks import RUN_CONFIG, TRANSFORM_WEIGHTS
 from .config import network_from_dict
