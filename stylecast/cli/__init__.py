@@ -14,11 +14,11 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import Interrupted, StylecastError
-from . import serving, training
+from . import demo, serving, training, validate
 
 log = logging.getLogger("stylecast")
 
-SUBCOMMAND_GROUPS = (training.register, serving.register)
+SUBCOMMAND_GROUPS = (training.register, serving.register, validate.register, demo.register)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,71 @@
+"""`stylecast validate`: fast network vs the iterative optimisation it replaces (imports torch
+lazily)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .args import add_loss_arguments, loss_overrides, positive_int
+
+
+def _cmd_validate(args: argparse.Namespace) -> None:
+    from ..training.report import headline, write_report
+    from ..training.validate import ValidateOptions, validate_model
+
+    options = ValidateOptions(
+        size=args.size,
+        iterate_steps=args.iterate_steps,
+        optimizer=args.optimizer,
+        style=args.style,
+        style_size=args.style_size,
+        vgg_weights=args.vgg_weights,
+        loss_overrides=loss_overrides(args),
+        cache_dir=args.cache_dir,
+        device=args.device,
+        fast_repeats=args.fast_repeats,
+        video=args.video,
+        video_frames=args.video_frames,
+        progress=not args.no_progress,
+    )
+    validation = validate_model(args.model, args.content_dir, args.out, args.models_dir, options)
+    write_report(validation, args.out)
+    for label, value in headline(validation.summary):
+        print(f"{label}: {value}")
+    print(f"report: {args.out}/report.html (also report.md, summary.json)")
+
+
+def _add_validate(sub: Any) -> None:
+    p = sub.add_parser(
+        "validate",
+        help="compare a model with the iterative optimisation: losses, similarity, speed",
+        description="Score a model's fast output against `stylecast iterate` under the loss "
+        "network it was trained with; write report.html, report.md and summary.json. Style "
+        "image and loss settings come from the model card; the loss options override them.",
+    )
+    p.add_argument("--model", required=True, help="model name in --models-dir")
+    p.add_argument("--content-dir", help="folder of content images (recursive)")
+    p.add_argument("--out", required=True, help="report folder")
+    p.add_argument("--models-dir", default="models")
+    p.add_argument("--size", type=positive_int, default=512, help="longer side of each image")
+    p.add_argument("--iterate-steps", type=positive_int, default=300)
+    p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
+    p.add_argument("--style", help="style image (default: from the model card)")
+    p.add_argument("--style-size", type=positive_int, help="style longer side (default: --size)")
+    p.add_argument("--cache-dir", help="iterative-output cache (default: OUT/cache)")
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="torch device of the iterative run and scoring: auto (CUDA if there), cpu, cuda:0",
+    )
+    p.add_argument("--fast-repeats", type=positive_int, default=3, help="timed fast runs")
+    p.add_argument("--video", help="video file or folder of frames: adds temporal stability")
+    p.add_argument("--video-frames", type=positive_int, default=24, help="frames to use")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_loss_arguments(p)
+    p.set_defaults(handler=_cmd_validate)
+
+
+def register(sub: Any) -> None:
+    """Add `validate` to the `stylecast` parser."""
+    _add_validate(sub)
