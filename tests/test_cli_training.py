@@ -51,12 +51,21 @@ def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
         assert fragment in error_lines[0], (fragment, error_lines[0])
 
 
+def without_log_lines(err: str) -> str:
+    """stderr without the log records (e.g. the random-VGG warning banner) before an error."""
+    lines = err.strip().splitlines()
+    errors = [i for i, line in enumerate(lines) if line.startswith("stylecast ")]
+    return "\n".join(lines[errors[0] :]) if errors else err.strip()
+
+
 def assert_stylecast_error(code: int, err: str, command: str, *fragments: str) -> None:
-    """A StylecastError: exit 2 and exactly one stderr line, ``stylecast CMD: error: …``."""
+    """A StylecastError: exit 2 and exactly one error line, ``stylecast CMD: error: …``,
+    after at most some log records."""
     assert_one_line_error(code, err, *fragments)
     assert code == 2
-    assert err.strip().count("\n") == 0, err
-    assert err.startswith(f"stylecast {command}: error: ")
+    message = without_log_lines(err)
+    assert message.count("\n") == 0, err
+    assert message.startswith(f"stylecast {command}: error: ")
 
 
 @pytest.fixture

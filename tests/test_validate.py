@@ -352,9 +352,11 @@ def run_cli(setup, models: Path, content: Path, tmp_path: Path, capsys, *extra: 
     args[args.index("--models-dir") + 1] = str(models)
     args[args.index("--content-dir") + 1] = str(content)
     assert main(args) == StylecastError.exit_code
-    err = capsys.readouterr().err
-    assert err.startswith("stylecast validate: error:") and len(err.strip().splitlines()) == 1
-    return err
+    lines = capsys.readouterr().err.strip().splitlines()
+    # Log records (e.g. "INFO … loaded model") may come first; then exactly one error line.
+    errors = [line for line in lines if line.startswith("stylecast ")]
+    assert errors == lines[-1:] and errors[0].startswith("stylecast validate: error:"), lines
+    return errors[0]
 
 
 def test_unknown_model_and_broken_card(setup, tmp_path: Path, capsys) -> None:

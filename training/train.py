@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -135,8 +136,21 @@ def build_trainer(config: TrainConfig, run: RunOptions, samples: torch.Tensor) -
     )
 
 
+# Lightning warnings that are expected here, and would only alarm a user:
+QUIET_WARNINGS = (
+    # OnExceptionCheckpoint makes Lightning look for a checkpoint to resume on every fit;
+    # resume_path() has already refused to start over an existing run.
+    r".*ckpt_path=None\)` was called without a model",
+    r".*ckpt_path=\"last\"\) is set, but there is no last checkpoint",
+    # The frozen VGG loss network is in eval mode on purpose.
+    r"Found \d+ module\(s\) in eval mode",
+)
+
+
 def run_training(config: TrainConfig, run: RunOptions) -> Path:
     """Train a transform network; returns the run folder (checkpoints, transform.pt, config)."""
+    for pattern in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
     resume = run.resume_path()
     files = scan_content(config.content_dir, min_side=16)
     if len(files) < config.batch_size:

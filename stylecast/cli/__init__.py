@@ -11,6 +11,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .. import __version__
 from ..errors import Interrupted, StylecastError
@@ -19,6 +20,18 @@ from . import demo, serving, training, validate
 log = logging.getLogger("stylecast")
 
 SUBCOMMAND_GROUPS = (training.register, serving.register, validate.register, demo.register)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (callers and tests may swap it)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # Our own logger gets its own handler; the root logger is left alone, so libraries
+    # that bring their own (Lightning) print once, and others only warnings and errors.
+    if not log.handlers:
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        log.addHandler(handler)
+        log.propagate = False
     log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         args.handler(args)
