@@ -170,7 +170,7 @@ def test_sigterm_saves_state_and_resume_continues(training_run, monkeypatch) -> 
 
     monkeypatch.setattr(StyleTransferModule, "training_step", counting_step)
     with pytest.raises(Interrupted, match="--resume last") as info:
-        run_training(config, _run(out, max_steps=1000, resume="last"))
+        run_training(config, _run(out, max_steps=1000, resume="last", command="first resume"))
     assert info.value.exit_code == 130
     assert len(calls) == 2  # continued at step 8, not restarted from 0
     stopped = _checkpoint(checkpoints / "interrupted.ckpt")
@@ -178,12 +178,16 @@ def test_sigterm_saves_state_and_resume_continues(training_run, monkeypatch) -> 
     assert _checkpoint(checkpoints / "last.ckpt")["global_step"] == STEPS
 
     stop_at.clear()
-    run_training(config, _run(out, max_steps=STEPS + 4, resume="last"))
+    run_training(config, _run(out, max_steps=STEPS + 4, resume="last", command="second resume"))
     assert len(calls) == 4  # picked the newer interrupted.ckpt: 2 more steps, not 4
     assert sorted(p.name for p in checkpoints.glob("last*.ckpt")) == ["last.ckpt"]
     assert not (checkpoints / "interrupted.ckpt").exists()  # a finished run cleans it up
     assert _checkpoint(checkpoints / "last.ckpt")["global_step"] == STEPS + 4
-    assert json.loads((out / "config.json").read_text())["steps"] == STEPS + 4
+    recorded = json.loads((out / "config.json").read_text())
+    assert recorded["steps"] == STEPS + 4
+    # The run's history of command lines reproduces it, in order.
+    assert recorded["commands"] == ["first resume", "second resume"]
+    assert recorded["command"] == "first resume && second resume"
     before = torch.load(snapshot / "transform.pt", weights_only=True)
     after = torch.load(out / "transform.pt", weights_only=True)
     assert any(not torch.equal(before[k], after[k]) for k in before)

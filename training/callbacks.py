@@ -51,6 +51,10 @@ class RunArtifacts(L.Callback):
     def __init__(self, out: Path, run_options: dict[str, Any]) -> None:
         self.out = out
         self.run_options = run_options
+        # A resumed run keeps the commands before it, so its history reproduces it.
+        self.commands = _recorded_commands(out / RUN_CONFIG) if run_options.get("resume") else []
+        if run_options.get("command"):
+            self.commands.append(run_options["command"])
 
     def _write_config(self, pl_module: StyleTransferModule, extra: dict[str, Any]) -> None:
         payload = {
@@ -58,7 +62,8 @@ class RunArtifacts(L.Callback):
             "vgg_weights": pl_module.hparams["vgg_weights_id"],
             "style_sha256": pl_module.hparams["style_sha256"],
             "run": self.run_options,
-            "command": self.run_options.get("command", ""),
+            "commands": self.commands,
+            "command": " && ".join(self.commands),
             **extra,
         }
         (self.out / RUN_CONFIG).write_text(json.dumps(payload, indent=2))
@@ -77,3 +82,11 @@ class RunArtifacts(L.Callback):
             if k.startswith("train/")
         }
         self._write_config(pl_module, {"steps": trainer.global_step, "final_losses": losses})
+
+
+def _recorded_commands(config_path: Path) -> list[str]:
+    """The command lines an earlier part of this run recorded in its config.json."""
+    if not config_path.is_file():
+        return []
+    data = json.loads(config_path.read_text())
+    return data.get("commands") or ([data["command"]] if data.get("command") else [])
