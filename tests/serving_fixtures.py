@@ -22,9 +22,7 @@ Helpers: ``server_config``, ``encoded_image``, ``wait_for``.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from model_factory import make_run
 from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -45,32 +44,9 @@ _built: dict[str, Path] = {}
 def build_tiny_repository(root: Path, name: str = TINY_MODEL, seed: int = 0) -> Path:
     """Export a seeded random ``lite`` TransformNet as ``root/models/<name>``; returns the
     models folder. Needs torch (the test process has it; servers under test do not)."""
-    import torch
-
-    from stylecast.training.config import NetworkConfig, TrainConfig, to_dict
     from stylecast.training.export import export_model
-    from stylecast.training.network import TransformNet
 
-    torch.manual_seed(seed)
-    network_config = NetworkConfig.preset("lite")
-    network = TransformNet(network_config)
-    run = root / "run"
-    run.mkdir(parents=True, exist_ok=True)
-    config = TrainConfig(
-        style_image=str(STYLE_IMAGE),
-        content_dir=str(CONTENT_IMAGE.parent),
-        vgg_weights="random:0",
-        network=network_config,
-    )
-    meta = {
-        "train": to_dict(config),
-        "vgg_weights": "random:0",
-        "style_sha256": hashlib.sha256(STYLE_IMAGE.read_bytes()).hexdigest(),
-        "final_losses": {"total": 1.5, "style": 1.0},
-        "command": "tests/serving_fixtures.py",
-    }
-    (run / "config.json").write_text(json.dumps(meta))
-    torch.save(network.state_dict(), run / "transform.pt")
+    run = make_run(root / "run", STYLE_IMAGE, seed=seed)
     models = root / "models"
     export_model(run, name, models, description="tiny random network for tests")
     return models

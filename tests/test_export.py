@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -10,38 +9,18 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from model_factory import FIXTURE_COMMAND, make_run
 
 from stylecast.errors import StylecastError
 from stylecast.serving.model_card import read_card
 from stylecast.serving.repository import ModelRepository
-from stylecast.training.callbacks import RUN_CONFIG, TRANSFORM_WEIGHTS
-from stylecast.training.config import NetworkConfig, TrainConfig, to_dict
 from stylecast.training.export import UInt8Graph, export_model, load_trained
-from stylecast.training.network import TransformNet
-
-
-def make_run(folder: Path, style: Path, content_dir: Path, seed: int = 0) -> Path:
-    """A finished training run (config.json + transform.pt) with a seeded random lite network."""
-    torch.manual_seed(seed)
-    config = TrainConfig(
-        style_image=str(style), content_dir=str(content_dir), image_size=64,
-        vgg_weights="random:0", network=NetworkConfig.preset("lite"),
-    )  # fmt: skip
-    network = TransformNet(config.network)
-    folder.mkdir(parents=True)
-    torch.save(network.state_dict(), folder / TRANSFORM_WEIGHTS)
-    meta = {
-        "train": to_dict(config), "vgg_weights": "random:0", "style_sha256": "ab" * 32,
-        "final_losses": {"loss": 1.5}, "command": "stylecast train …",
-    }  # fmt: skip
-    (folder / RUN_CONFIG).write_text(json.dumps(meta))
-    return folder
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory, style_image: Path, assets_dir: Path):
+def exported(tmp_path_factory: pytest.TempPathFactory, style_image: Path):
     root = tmp_path_factory.mktemp("export")
-    run = make_run(root / "run", style_image, assets_dir / "content")
+    run = make_run(root / "run", style_image)
     result = export_model(run, "tiny", root / "models")
     return run, root / "models", result
 
@@ -54,7 +33,7 @@ def test_export_writes_checked_graph_card_and_triton_config(exported) -> None:
     assert card.version == 1 and card.vgg_weights == "random:0" and card.testing_only
     assert card.versions["1"].parity["passed"] and card.versions["1"].precision == "fp32"
     assert card.style_thumbnail.startswith("data:image/jpeg;base64,")
-    assert card.train_command == "stylecast train …"
+    assert card.train_command == FIXTURE_COMMAND
     pbtxt = (models / "tiny" / "config.pbtxt").read_text()
     for field in ('name: "tiny"', 'backend: "onnxruntime"', "max_batch_size: 0",
                   'name: "image"', 'name: "stylised"', "TYPE_UINT8"):  # fmt: skip

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from model_factory import make_run
 from PIL import Image
-from test_export import make_run
 
 from stylecast.errors import StylecastError
 from stylecast.serving import imaging
@@ -24,9 +24,9 @@ from stylecast.training.export import export_model
 
 
 @pytest.fixture(scope="module")
-def good_model(tmp_path_factory: pytest.TempPathFactory, style_image: Path, assets_dir: Path):
+def good_model(tmp_path_factory: pytest.TempPathFactory, style_image: Path):
     root = tmp_path_factory.mktemp("repo")
-    run = make_run(root / "run", style_image, assets_dir / "content")
+    run = make_run(root / "run", style_image)
     export_model(run, "good", root / "models")
     return root / "models" / "good"
 

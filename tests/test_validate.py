@@ -15,18 +15,16 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
+from model_factory import make_run
 from PIL import Image
 
 import stylecast.training.validate as validate_module
 from stylecast.cli import main
 from stylecast.errors import Interrupted, StylecastError
-from stylecast.training.callbacks import RUN_CONFIG, TRANSFORM_WEIGHTS
-from stylecast.training.config import LossConfig, NetworkConfig, TrainConfig, to_dict
+from stylecast.training.config import LossConfig, to_dict
 from stylecast.training.export import export_model
 from stylecast.training.image_metrics import psnr, ssim
 from stylecast.training.images import load_image, save_image
-from stylecast.training.network import TransformNet
 from stylecast.training.report import json_safe, log_ticks, nice_ticks, write_report
 from stylecast.training.validate import (
     IterativeCache,
@@ -48,23 +46,7 @@ LOSS = LossConfig(style_weight=1e5, tv_weight=1.0)  # suits the calibrated rando
 
 def make_model(root: Path, style: Path) -> Path:
     """A models folder holding ``tiny``: a seeded random lite TransformNet, exported."""
-    torch.manual_seed(0)
-    config = TrainConfig(
-        style_image=str(style), content_dir="unused", image_size=SIZE, vgg_weights="random:0",
-        network=NetworkConfig.preset("lite"), loss=LOSS,
-    )  # fmt: skip
-    run = root / "run"
-    run.mkdir(parents=True)
-    torch.save(TransformNet(config.network).state_dict(), run / TRANSFORM_WEIGHTS)
-    meta = {
-        "train": to_dict(config),
-        "vgg_weights": "random:0",
-        "style_sha256": hashlib.sha256(style.read_bytes()).hexdigest(),
-        "final_losses": {},
-        "command": "",
-    }
-    (run / RUN_CONFIG).write_text(json.dumps(meta))
-    export_model(run, "tiny", root / "models")
+    export_model(make_run(root / "run", style, image_size=SIZE, loss=LOSS), "tiny", root / "models")
     return root / "models"
 
 
