@@ -15,6 +15,8 @@ MODEL_FILE = "model.onnx"
 TRITON_CONFIG = "config.pbtxt"
 INPUT_NAME = "image"
 OUTPUT_NAME = "stylised"
+MIN_SIDE = 8  # smallest height/width the exported graphs accept (reflection padding)
+MAX_SIDE = 8192
 IO_SPEC = {
     "input": {
         "name": INPUT_NAME,

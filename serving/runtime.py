@@ -13,8 +13,8 @@ import onnxruntime as ort
 
 from stylecast.errors import StylecastError
 
-from .imaging import StyliseOptions, blend, downscale
-from .model_card import INPUT_NAME, ModelCard
+from .imaging import ImageError, StyliseOptions, blend, downscale
+from .model_card import INPUT_NAME, MIN_SIDE, ModelCard
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,11 @@ class StyleModel:
         single = batch.ndim == 3
         if single:
             batch = batch[None]
+        height, width = batch.shape[1:3]
+        if min(height, width) < MIN_SIDE:
+            raise ImageError(
+                f"image is {width}x{height}; the network needs at least {MIN_SIDE} pixels per side"
+            )
         out = self.session.run(None, {INPUT_NAME: np.ascontiguousarray(batch)}, run_options)[0]
         return out[0] if single else out
 

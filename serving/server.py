@@ -41,6 +41,7 @@ from .auth import TokenAuthInterceptor
 from .imaging import ImageError, StyliseOptions, decode, downscale, encode, from_raw
 from .limits import POLL_S, CallAbandoned, InferenceLimiter, LatestFrames, Overloaded
 from .metrics import ServerMetrics
+from .model_card import MIN_SIDE
 from .repository import ModelNotFound, ModelRepository, ReloadReport
 from .runtime import RuntimeOptions, StyleModel
 from .watcher import ModelWatcher
@@ -78,7 +79,7 @@ class ServerConfig:
     max_queue_wait_s: float = 30.0
     max_message_bytes: int = 32 * 1024 * 1024
     max_pixels: int = 3840 * 2160  # per input image (4K UHD)
-    min_side: int = 8  # the exported graphs accept 8 pixels and more per side
+    min_side: int = MIN_SIDE  # the exported graphs accept MIN_SIDE pixels and more per side
     stream_max_pending: int = 4  # cap on a stream's max_pending
     default_quality: int = 90
     reload_interval_s: float = 5.0  # 0: reload only on ReloadModels / SIGHUP

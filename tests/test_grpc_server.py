@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import urllib.request
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from serving_fixtures import TINY_MODEL, encoded_image
 from stylecast.serving.client import ServerError, StylecastClient, make_options, to_array
 from stylecast.serving.imaging import StyliseOptions, decode
 from stylecast.serving.repository import ModelRepository
-from stylecast.serving.runtime import RuntimeOptions
+from stylecast.serving.runtime import RuntimeOptions, StyleModel
 from stylecast.serving.server import SERVICE_NAME, model_health_name
 from stylecast.v1 import stylise_pb2 as pb
 
@@ -91,7 +92,16 @@ def test_stream_of_30_frames_comes_back_complete_and_in_order(client, local_mode
         assert reply.model == TINY_MODEL and reply.timings.inference_ms > 0
 
 
-def test_stream_drops_stale_frames_and_says_so(client, shared_server):
+def test_stream_drops_stale_frames_and_says_so(client, shared_server, monkeypatch):
+    # Make each inference take at least 50 ms, so 30 frames sent at once always outrun the
+    # server, however fast or loaded the machine is (otherwise the test depends on timing).
+    real_run = StyleModel.run
+
+    def slow_run(self, *args, **kwargs):
+        time.sleep(0.05)
+        return real_run(self, *args, **kwargs)
+
+    monkeypatch.setattr(StyleModel, "run", slow_run)
     frames = [(sequence, encoded_image(128)) for sequence in range(1, 31)]
     before = shared_server.metrics.value(
         "stylecast_stream_frames_dropped_total", {"model": TINY_MODEL}
@@ -101,7 +111,7 @@ def test_stream_drops_stale_frames_and_says_so(client, shared_server):
     dropped = [s for r in replies for s in r.dropped]
     assert answered == sorted(answered) and answered[-1] == 30
     assert sorted(answered + dropped) == list(range(1, 31))  # every frame accounted for once
-    assert dropped, "30 frames sent at once should outrun a CPU server"
+    assert dropped, "30 frames sent at once must outrun a server taking 50 ms a frame"
     after = shared_server.metrics.value(
         "stylecast_stream_frames_dropped_total", {"model": TINY_MODEL}
     )

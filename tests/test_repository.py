@@ -140,6 +140,15 @@ def test_max_side_downscales_keeping_aspect(good_model, tmp_path) -> None:
     assert model.stylise(rgb(30, 40), StyliseOptions(max_side=50)).shape == (30, 40, 3)
 
 
+def test_images_below_the_graphs_minimum_side_are_a_clear_error(good_model, tmp_path) -> None:
+    copy_model(good_model, tmp_path, "m")
+    model = ModelRepository(tmp_path).get("m")
+    for shape in ((3, 3, 3), (4, 40, 3), (1, 7, 9, 3)):
+        with pytest.raises(ImageError, match="at least 8 pixels"):
+            model.run(np.zeros(shape, dtype=np.uint8))
+    assert model.run(np.zeros((8, 9, 3), dtype=np.uint8)).shape == (8, 9, 3)
+
+
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG that claims a huge size (a decompression bomb's header) with no real pixel data."""
 

@@ -28,6 +28,8 @@ from torch import nn
 from stylecast.errors import StylecastError
 from stylecast.serving.model_card import (
     INPUT_NAME,
+    MAX_SIDE,
+    MIN_SIDE,
     MODEL_FILE,
     OUTPUT_NAME,
     ModelCard,
@@ -141,8 +143,11 @@ def export_onnx(
     dtype = torch.float16 if fp16 else torch.float32
     graph = UInt8Graph(network.to(dtype).eval(), dtype).eval()
     example = torch.zeros(1, 64, 64, 3, dtype=torch.uint8)
-    dims = {0: torch.export.Dim("batch", max=64), 1: torch.export.Dim("height", min=8, max=8192),
-            2: torch.export.Dim("width", min=8, max=8192)}  # fmt: skip
+    dims = {
+        0: torch.export.Dim("batch", max=64),
+        1: torch.export.Dim("height", min=MIN_SIDE, max=MAX_SIDE),
+        2: torch.export.Dim("width", min=MIN_SIDE, max=MAX_SIDE),
+    }
     with torch.no_grad():
         program = torch.onnx.export(
             graph,
