@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from stylecast.errors import StylecastError
+from stylecast.image_rules import fit_longest_side
 
 DEFAULT_MAX_PIXELS = 4096 * 4096
 ENCODINGS = ("jpeg", "png", "webp")
@@ -89,14 +90,20 @@ def encode(image: np.ndarray, encoding: str = "jpeg", quality: int = 90) -> byte
     return buffer.getvalue()
 
 
-def downscale(image: np.ndarray, max_side: int) -> np.ndarray:
-    """Shrink so the longer side is at most ``max_side``, keeping the aspect ratio."""
-    h, w = image.shape[:2]
-    if max_side <= 0 or max(h, w) <= max_side:
+def resize_longest_side(image: np.ndarray, side: int) -> np.ndarray:
+    """Resize (up or down, Lanczos) so the longer side is ``side``, keeping the aspect ratio."""
+    height, width = image.shape[:2]
+    size = fit_longest_side(width, height, side)
+    if size == (width, height):
         return image
-    scale = max_side / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
     return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.LANCZOS))
+
+
+def downscale(image: np.ndarray, max_side: int) -> np.ndarray:
+    """Shrink so the longer side is at most ``max_side`` (0: no limit); never enlarges."""
+    if max_side <= 0 or max(image.shape[:2]) <= max_side:
+        return image
+    return resize_longest_side(image, max_side)
 
 
 def blend(content: np.ndarray, stylised: np.ndarray, options: StyliseOptions) -> np.ndarray:

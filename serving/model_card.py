@@ -1,9 +1,23 @@
-"""The model card (`models/NAME/model.json`): what a model is, how it was made, and the I/O
-contract of its ONNX graph. Written by `stylecast export`, validated by the repository."""
+"""The model repository's on-disk contract, owned here (read and write):
+
+    models/NAME/model.json          the model card: what the model is and how it was made
+    models/NAME/config.pbtxt        NVIDIA Triton's config (written by ``triton.py``)
+    models/NAME/<N>/model.onnx      version N's graph (uint8 NHWC RGB in and out)
+    models/NAME/<N>/version.json    version N's own metadata: SHA-256, precision, parity, …
+
+Each version folder is self-contained, as in Triton's repository: an exporter writes the
+graph and its ``version.json`` into a staging folder and publishes the version with one
+atomic rename, so a reader never sees a version without its metadata. Cards written before
+``version.json`` existed (metadata in ``model.json``'s "versions") are still read.
+
+Every file is validated against its schema when read; a bad file raises StylecastError
+naming the file and the field.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,12 +25,14 @@ from typing import Any
 from stylecast.errors import StylecastError
 
 CARD_FILE = "model.json"
+VERSION_FILE = "version.json"
 MODEL_FILE = "model.onnx"
 TRITON_CONFIG = "config.pbtxt"
 INPUT_NAME = "image"
 OUTPUT_NAME = "stylised"
 MIN_SIDE = 8  # smallest height/width the exported graphs accept (reflection padding)
 MAX_SIDE = 8192
+PRECISIONS = ("fp32", "fp16")
 IO_SPEC = {
     "input": {
         "name": INPUT_NAME,
@@ -35,7 +51,7 @@ IO_SPEC = {
 
 @dataclass
 class VersionInfo:
-    """One exported version (`models/NAME/<version>/model.onnx`)."""
+    """One exported version (``models/NAME/<N>/version.json``)."""
 
     sha256: str
     precision: str  # "fp32" | "fp16"
@@ -44,14 +60,20 @@ class VersionInfo:
     parity: dict[str, Any] = field(default_factory=dict)
     export_command: str = ""
 
+    @property
+    def parity_passed(self) -> bool:
+        return self.parity.get("passed") is True
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
 
 @dataclass
 class ModelCard:
-    """Everything a consumer needs to know about a model, newest version first in importance."""
+    """Everything a consumer needs to know about a model (``model.json``), with the versions
+    found on disk (``versions``, newest ``version``) filled in by ``read_card``."""
 
     name: str
-    version: int
-    versions: dict[str, VersionInfo]
     style_image: str
     style_sha256: str
     style_thumbnail: str  # data: URI of a small JPEG, or "" if the style file was unavailable
@@ -63,37 +85,191 @@ class ModelCard:
     io: dict[str, Any] = field(default_factory=lambda: dict(IO_SPEC))
     testing_only: bool = False
     description: str = ""
+    versions: dict[str, VersionInfo] = field(default_factory=dict)  # from the version folders
+    version: int = 0  # the newest version with valid metadata (0: none)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
-
-    def write(self, model_dir: Path) -> Path:
-        path = model_dir / CARD_FILE
-        path.write_text(self.to_json() + "\n")
-        return path
-
-    def summary(self) -> dict[str, Any]:
-        """The card without its bulky fields, for listings."""
+        """``model.json``'s text: the model-level fields (versions live in their folders)."""
         data = asdict(self)
-        data.pop("style_thumbnail")
-        return data
+        del data["versions"], data["version"]
+        return json.dumps(data, indent=2)
+
+
+# --- schema -------------------------------------------------------------------------------------
+
+_CARD_FIELDS: dict[str, type] = {
+    "name": str,
+    "style_image": str,
+    "style_sha256": str,
+    "style_thumbnail": str,
+    "vgg_weights": str,
+    "train_config": dict,
+    "final_losses": dict,
+    "train_command": str,
+    "exporter": str,
+    "io": dict,
+    "testing_only": bool,
+    "description": str,
+}
+_CARD_REQUIRED = ("name", "style_image", "style_sha256", "vgg_weights", "train_config")
+_VERSION_FIELDS: dict[str, type] = {
+    "sha256": str,
+    "precision": str,
+    "opset": int,
+    "created": str,
+    "parity": dict,
+    "export_command": str,
+}
+_VERSION_REQUIRED = ("sha256", "precision", "opset", "created")
+
+
+def _checked(data: Any, fields: dict[str, type], required: tuple[str, ...], where: str) -> dict:
+    """``data`` restricted to ``fields``, each of the right JSON type; raises naming the field."""
+    if not isinstance(data, dict):
+        raise StylecastError(f"{where}: expected a JSON object, got {type(data).__name__}")
+    missing = [name for name in required if name not in data]
+    if missing:
+        raise StylecastError(f"{where}: missing field(s) {', '.join(missing)}")
+    out = {}
+    for name, kind in fields.items():
+        if name not in data:
+            continue
+        value = data[name]
+        # bool is an int in Python; a JSON true is no opset.
+        wrong_bool = kind is int and isinstance(value, bool)
+        if not isinstance(value, kind) or wrong_bool:
+            raise StylecastError(
+                f"{where}: field {name!r} must be {kind.__name__}, got {type(value).__name__}"
+            )
+        out[name] = value
+    return out
+
+
+def parse_version_info(data: Any, where: str) -> VersionInfo:
+    """A validated VersionInfo from JSON data; raises StylecastError naming the problem."""
+    values = _checked(data, _VERSION_FIELDS, _VERSION_REQUIRED, where)
+    if values["precision"] not in PRECISIONS:
+        raise StylecastError(
+            f"{where}: precision {values['precision']!r} is not one of {', '.join(PRECISIONS)}"
+        )
+    sha = values["sha256"]
+    if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        raise StylecastError(f"{where}: sha256 is not 64 lowercase hex digits")
+    if "passed" in values.get("parity", {}) and not isinstance(values["parity"]["passed"], bool):
+        raise StylecastError(f"{where}: parity.passed must be true or false")
+    return VersionInfo(**values)
+
+
+def _parse_losses(data: dict[str, Any], where: str) -> dict[str, float]:
+    losses = {}
+    for name, value in data.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise StylecastError(f"{where}: final_losses[{name!r}] must be a number")
+        losses[name] = float(value)
+    return losses
+
+
+def _check_io(io: dict[str, Any], where: str) -> None:
+    for side, expected in IO_SPEC.items():
+        spec = io.get(side)
+        if not isinstance(spec, dict) or spec.get("name") != expected["name"]:
+            raise StylecastError(f"{where}: unsupported io.{side} spec {spec!r}")
+        if spec.get("dtype") != "uint8":
+            raise StylecastError(f"{where}: io.{side}.dtype must be uint8")
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def version_numbers(model_dir: Path) -> list[int]:
+    """Version folder numbers (plain ASCII digits only), newest first."""
+    return sorted(
+        (
+            int(p.name)
+            for p in model_dir.iterdir()
+            if p.is_dir() and p.name.isascii() and p.name.isdigit()
+        ),
+        reverse=True,
+    )
+
+
+def read_version_info(version_dir: Path) -> VersionInfo:
+    """Validated ``version_dir/version.json``."""
+    path = version_dir / VERSION_FILE
+    return parse_version_info(_read_json(path, "version metadata"), str(path))
 
 
 def read_card(model_dir: Path) -> ModelCard:
-    """Load and validate `model_dir/model.json`; raises StylecastError naming the problem."""
+    """Load and validate ``model_dir/model.json`` and the metadata of every version folder.
+
+    A version folder whose metadata is missing or invalid is left out of ``versions``
+    (``version_errors`` says why); a bad ``model.json`` raises StylecastError."""
+    card, _ = read_card_and_errors(model_dir)
+    return card
+
+
+def read_card_and_errors(model_dir: Path) -> tuple[ModelCard, dict[int, str]]:
+    """``read_card`` plus, per version folder that was left out, the reason."""
     path = model_dir / CARD_FILE
-    if not path.is_file():
-        raise StylecastError(f"{path}: model card missing")
-    try:
-        data = json.loads(path.read_text())
-        versions = {k: VersionInfo(**v) for k, v in data.pop("versions").items()}
-        card = ModelCard(versions=versions, **data)
-    except (json.JSONDecodeError, TypeError, KeyError, AttributeError, UnicodeDecodeError) as exc:
-        raise StylecastError(f"{path}: not a valid model card ({exc})") from None
+    data = _read_json(path, "model card")
+    where = str(path)
+    values = _checked(data, _CARD_FIELDS, _CARD_REQUIRED, where)
+    values["final_losses"] = _parse_losses(values.get("final_losses", {}), where)
+    card = ModelCard(**_with_defaults(values))
     if card.name != model_dir.name:
         raise StylecastError(
             f"{path}: card names model {card.name!r}, folder is {model_dir.name!r}"
         )
-    if card.io.get("input", {}).get("name") != INPUT_NAME:
-        raise StylecastError(f"{path}: unsupported input spec {card.io.get('input')}")
-    return card
+    _check_io(card.io, where)
+    legacy = data.get("versions") if isinstance(data, dict) else None
+    errors: dict[int, str] = {}
+    for number in version_numbers(model_dir):
+        version_dir = model_dir / str(number)
+        try:
+            if (version_dir / VERSION_FILE).is_file() or not isinstance(legacy, dict):
+                info = read_version_info(version_dir)
+            elif str(number) in legacy:
+                info = parse_version_info(legacy[str(number)], f"{where} versions[{number}]")
+            else:
+                raise StylecastError(f"{version_dir / VERSION_FILE}: version metadata missing")
+        except StylecastError as exc:
+            errors[number] = str(exc)
+            continue
+        card.versions[str(number)] = info
+    card.version = max((int(v) for v in card.versions), default=0)
+    return card, errors
+
+
+def _with_defaults(values: dict[str, Any]) -> dict[str, Any]:
+    defaults = {"style_thumbnail": "", "final_losses": {}, "train_command": "", "exporter": ""}
+    return {**defaults, **values}
+
+
+def _read_json(path: Path, what: str) -> Any:
+    if not path.is_file():
+        raise StylecastError(f"{path}: {what} missing")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise StylecastError(f"{path}: not a valid {what} (not JSON: {exc})") from None
+    except OSError as exc:
+        raise StylecastError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def write_version_info(version_dir: Path, info: VersionInfo) -> Path:
+    """Write ``version.json`` into a (staging) version folder."""
+    path = version_dir / VERSION_FILE
+    path.write_text(info.to_json() + "\n", encoding="utf-8")
+    return path
+
+
+def write_card(model_dir: Path, card: ModelCard) -> Path:
+    """Write ``model.json`` atomically (temporary file, then rename)."""
+    path = model_dir / CARD_FILE
+    tmp = path.with_name(f".{CARD_FILE}.{os.getpid()}.tmp")
+    tmp.write_text(card.to_json() + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path

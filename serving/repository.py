@@ -1,5 +1,6 @@
-"""The model repository: `models/NAME/<version>/model.onnx` + `model.json` (+ Triton's
-`config.pbtxt`). Loads the newest working version of every model; a broken model or version
+"""The model repository: a folder of models laid out as ``model_card`` describes
+(``NAME/model.json``, ``NAME/<version>/model.onnx`` + ``version.json``, Triton's
+``config.pbtxt``). Loads the newest working version of every model; a broken model or version
 is reported and skipped without affecting the others, and `reload()` picks up changes while
 the previous version keeps serving until its replacement has loaded."""
 
@@ -13,7 +14,13 @@ from pathlib import Path
 
 from stylecast.errors import StylecastError
 
-from .model_card import CARD_FILE, MODEL_FILE, read_card
+from .model_card import (
+    CARD_FILE,
+    MODEL_FILE,
+    VERSION_FILE,
+    read_card_and_errors,
+    version_numbers,
+)
 from .runtime import RuntimeOptions, StyleModel
 
 log = logging.getLogger(__name__)
@@ -32,8 +39,10 @@ class ReloadReport:
 
 def _signature(model_dir: Path) -> tuple:
     """Cheap change detector: names, sizes and mtimes of the card and version files."""
+    files = [model_dir / CARD_FILE, *model_dir.glob(f"*/{MODEL_FILE}")]
+    files += model_dir.glob(f"*/{VERSION_FILE}")
     parts = []
-    for path in sorted([model_dir / CARD_FILE, *model_dir.glob(f"*/{MODEL_FILE}")]):
+    for path in sorted(files):
         if path.is_file():
             stat = path.stat()
             parts.append((str(path.relative_to(model_dir)), stat.st_size, stat.st_mtime_ns))
@@ -42,11 +51,8 @@ def _signature(model_dir: Path) -> tuple:
 
 def load_model_dir(model_dir: Path, options: RuntimeOptions) -> tuple[StyleModel, list[str]]:
     """The newest version of ``model_dir`` that loads, and the errors of newer broken ones."""
-    card = read_card(model_dir)
-    versions = sorted(
-        (int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()),
-        reverse=True,
-    )
+    card, version_errors = read_card_and_errors(model_dir)
+    versions = version_numbers(model_dir)
     if not versions:
         raise StylecastError(
             f"{model_dir}: no version folders (expected {model_dir}/1/{MODEL_FILE})"
@@ -55,13 +61,13 @@ def load_model_dir(model_dir: Path, options: RuntimeOptions) -> tuple[StyleModel
     for version in versions:
         path = model_dir / str(version) / MODEL_FILE
         try:
-            info = card.versions.get(str(version))
-            if info is None:
-                raise StylecastError(f"{path}: version {version} is not in the model card")
+            if version in version_errors:
+                raise StylecastError(version_errors[version])
+            info = card.versions[str(version)]
             if not path.is_file():
                 raise StylecastError(f"{path}: missing")
             if hashlib.sha256(path.read_bytes()).hexdigest() != info.sha256:
-                raise StylecastError(f"{path}: file does not match the model card's SHA-256")
+                raise StylecastError(f"{path}: file does not match its version's SHA-256")
             return StyleModel(path, card, version, options), errors
         except StylecastError as exc:
             errors.append(str(exc))

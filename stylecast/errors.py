@@ -1,4 +1,5 @@
-"""The one exception type the CLI turns into a one-line message and a non-zero exit."""
+"""User-facing errors: ``StylecastError`` and its subclasses are what the CLI turns into one
+line on stderr and a non-zero exit (``exit_code``); anything else is a bug."""
 
 
 class StylecastError(Exception):

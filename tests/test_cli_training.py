@@ -351,3 +351,22 @@ def test_ctrl_c_then_resume(tmp_path, train_args) -> None:
     assert not (checkpoints / "interrupted.ckpt").exists()
     assert (out / "transform.pt").is_file()
     assert json.loads((out / "config.json").read_text())["steps"] == target
+
+
+@pytest.mark.slow
+def test_train_exports_into_the_run_folder_unless_told(train_args, tmp_path, capsys, monkeypatch):
+    """Without --models-dir the export lands inside --out, never in the current directory's
+    models/; the last line says where."""
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    argv = [a for a in train_args if a != "--no-export"] + ["--export-name", "mine"]
+    code, out, err = run_cli(argv, capsys)
+    assert code == 0, err
+    run = tmp_path / "run"
+    model = run / "models" / "mine" / "1" / "model.onnx"
+    assert model.is_file()
+    assert not (elsewhere / "models").exists()
+    assert out.strip().splitlines()[-1] == f"exported mine v1: {model}"
+    card = json.loads((run / "models" / "mine" / "model.json").read_text())
+    assert card["testing_only"] is True and card["vgg_weights"] == "random:0"

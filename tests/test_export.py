@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +9,7 @@ import onnx
 import pytest
 import torch
 from model_factory import FIXTURE_COMMAND, make_run
+from triton_schema import model_config_module, parse_config
 
 from stylecast.errors import StylecastError
 from stylecast.serving.model_card import read_card
@@ -34,11 +34,42 @@ def test_export_writes_checked_graph_card_and_triton_config(exported) -> None:
     assert card.versions["1"].parity["passed"] and card.versions["1"].precision == "fp32"
     assert card.style_thumbnail.startswith("data:image/jpeg;base64,")
     assert card.train_command == FIXTURE_COMMAND
-    pbtxt = (models / "tiny" / "config.pbtxt").read_text()
-    for field in ('name: "tiny"', 'backend: "onnxruntime"', "max_batch_size: 0",
-                  'name: "image"', 'name: "stylised"', "TYPE_UINT8"):  # fmt: skip
-        assert field in pbtxt
-    assert len(re.findall(r"dims: \[ -1, -1, -1, 3 \]", pbtxt)) == 2
+    assert (models / "tiny" / "1" / "version.json").is_file()
+    config = parse_config(models / "tiny" / "config.pbtxt")
+    schema = model_config_module()
+    assert (config.name, config.backend, config.max_batch_size) == ("tiny", "onnxruntime", 0)
+    for tensors, name in ((config.input, "image"), (config.output, "stylised")):
+        (tensor,) = tensors
+        assert tensor.name == name and tensor.data_type == schema.TYPE_UINT8
+        assert list(tensor.dims) == [-1, -1, -1, 3]
+
+
+def test_export_records_command_and_returns_parity(exported, tmp_path: Path) -> None:
+    run, _, _ = exported
+    result = export_model(run, "cmd", tmp_path, command="stylecast export x --name cmd")
+    assert result.version == 1
+    assert result.card.versions["1"].export_command == "stylecast export x --name cmd"
+    assert result.parity["passed"] and result.parity["max_abs"] <= 1
+
+
+@pytest.mark.slow
+def test_version_allocation_retries_on_collision(exported, tmp_path: Path, monkeypatch) -> None:
+    """An exporter whose view of the folder is stale (another process, a DDP rank say, has
+    just published the number it picked) gets the next number instead of failing or
+    overwriting: publishing is one rename that refuses a taken folder."""
+    from stylecast.training import export
+
+    run, _, _ = exported
+    first = export_model(run, "race", tmp_path)
+    stale = iter([[]])  # the first look sees no versions yet
+    real = export.version_numbers
+    monkeypatch.setattr(export, "version_numbers", lambda d: next(stale, None) or real(d))
+    second = export_model(run, "race", tmp_path)
+    assert (first.version, second.version) == (1, 2)
+    card = read_card(tmp_path / "race")
+    assert set(card.versions) == {"1", "2"}
+    assert card.versions["1"].sha256 == first.card.versions["1"].sha256
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
 def test_graph_io_is_dynamic_uint8_nhwc(exported) -> None:
@@ -66,10 +97,12 @@ def test_parity_with_pytorch_at_odd_sizes(exported, size: tuple[int, int]) -> No
     assert (diff > 1).mean() < 1e-3
 
 
+@pytest.mark.slow
 def test_fp16_export_loads_and_bumps_version(exported, tmp_path: Path) -> None:
     run, models, _ = exported
     result = export_model(run, "tiny", models, fp16=True)
-    assert result.card.version == 2 and set(result.card.versions) == {"1", "2"}
+    assert result.version == result.card.version == 2
+    assert set(result.card.versions) == {"1", "2"}
     assert result.parity["precision"] == "fp16" and result.parity["passed"]
     initializers = onnx.load(str(result.model_path)).graph.initializer
     assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in initializers)
@@ -86,7 +119,7 @@ def test_export_from_lightning_checkpoint_matches_run_weights(tmp_path: Path, ex
     checkpoint = {
         "state_dict": state,
         "hyper_parameters": {
-            "config": trained.train_config, "vgg_weights_id": "random:0", "style_sha256": "cd" * 32,
+            "config": trained.record.train, "vgg_weights_id": "random:0", "style_sha256": "cd" * 32,
         },
     }  # fmt: skip
     torch.save(checkpoint, tmp_path / "x.ckpt")

@@ -35,12 +35,12 @@ def add_model(models: Path, name: str) -> Path:
 
 
 def add_version(model_dir: Path, version: int, data: bytes) -> None:
-    """Publish ``data`` as ``version`` of the model, recorded in its card."""
+    """Publish ``data`` as ``version`` of the model, with its own version.json."""
     (model_dir / str(version)).mkdir()
     (model_dir / str(version) / "model.onnx").write_bytes(data)
-    card = json.loads((model_dir / "model.json").read_text())
-    info = dict(card["versions"]["1"], sha256=hashlib.sha256(data).hexdigest())
-    edit_card(model_dir, version=version, versions={**card["versions"], str(version): info})
+    info = json.loads((model_dir / "1" / "version.json").read_text())
+    info["sha256"] = hashlib.sha256(data).hexdigest()
+    (model_dir / str(version) / "version.json").write_text(json.dumps(info))
 
 
 def stylised_version(client: StylecastClient, model: str) -> int:

@@ -134,8 +134,6 @@ def test_style_layer_weights_scale_the_style_term(
 def test_loss_config_defaults_and_equal_layer_weights() -> None:
     config = LossConfig()
     assert config.layer_weights == dict.fromkeys(config.style_layers, 1.0)
-    assert config.deepest_layer == "relu5_1"
-    assert LossConfig(content_layers=("relu2_2",), style_layers=()).deepest_layer == "relu2_2"
 
 
 def test_loss_config_json_round_trip() -> None:

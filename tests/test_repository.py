@@ -62,9 +62,9 @@ def test_sha_matching_but_invalid_onnx_is_reported(good_model, tmp_path) -> None
 
     broken = copy_model(good_model, tmp_path, "broken")
     (broken / "1" / "model.onnx").write_bytes(b"garbage")
-    card = json.loads((broken / "model.json").read_text())
-    card["versions"]["1"]["sha256"] = hashlib.sha256(b"garbage").hexdigest()
-    (broken / "model.json").write_text(json.dumps(card))
+    info = json.loads((broken / "1" / "version.json").read_text())
+    info["sha256"] = hashlib.sha256(b"garbage").hexdigest()
+    (broken / "1" / "version.json").write_text(json.dumps(info))
     repo = ModelRepository(tmp_path)
     assert repo.models() == []
     assert "onnxruntime cannot load" in repo.errors["broken"]
@@ -84,12 +84,17 @@ def test_broken_new_version_keeps_old_one_serving_and_reload_tracks_changes(
     model_dir = copy_model(good_model, tmp_path, "m")
     repo = ModelRepository(tmp_path)
     assert repo.get("m").version == 1
-    # A version 2 that the card does not know (e.g. half-copied by hand) must not replace v1.
+    # A version 2 half-copied by hand (graph truncated) must not replace v1, nor one
+    # without its version.json, nor a folder that is no version number at all.
     shutil.copytree(model_dir / "1", model_dir / "2")
     (model_dir / "2" / "model.onnx").write_bytes(b"partial")
+    (model_dir / "3").mkdir()
+    (model_dir / "3" / "model.onnx").write_bytes(b"no metadata")
+    (model_dir / "²").mkdir()
     report = repo.reload()
     assert repo.get("m").version == 1
-    assert "version 2 is not in the model card" in repo.errors["m"]
+    assert "2/model.onnx: file does not match its version's SHA-256" in repo.errors["m"]
+    assert "3/version.json: version metadata missing" in repo.errors["m"]
     assert report.loaded == ["m"]
     # A new model appears; a removed one disappears.
     copy_model(good_model, tmp_path, "new")

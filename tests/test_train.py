@@ -74,7 +74,7 @@ def training_run(tmp_path_factory, make_content_dir, style_image, loss_config):
     root = tmp_path_factory.mktemp("train")
     content = make_content_dir(root / "content")
     config = _config(style_image, content, loss_config)
-    out = run_training(config, _run(root / "run"))
+    out = run_training(config, _run(root / "run")).out
     snapshot = shutil.copytree(out, root / "snapshot")
     return config, out, snapshot
 
@@ -150,6 +150,7 @@ def test_refuses_to_start_over_an_existing_run(trained) -> None:
         run_training(config, _run(out))
 
 
+@pytest.mark.slow
 def test_sigterm_saves_state_and_resume_continues(training_run, monkeypatch) -> None:
     """Resume the 8-step run, stop it with SIGTERM (as a scheduler or `docker stop` would) two
     steps later, then resume again to completion: every run starts at the saved global step."""
@@ -208,7 +209,7 @@ def test_bad_content_files_are_skipped(
     save_image(torch.rand(3, 8, 8), content_dir / "nested" / "tiny.png")
     config = _config(style_image, content_dir, loss_config)
     with caplog.at_level(logging.WARNING, logger="stylecast"):
-        out = run_training(config, _run(tmp_path / "run", max_steps=2, checkpoint_every=2))
+        out = run_training(config, _run(tmp_path / "run", max_steps=2, checkpoint_every=2)).out
     skipped = [
         r for r in caplog.records if r.name.startswith("stylecast") and "skipped" in r.message
     ]

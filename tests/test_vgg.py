@@ -14,11 +14,11 @@ from stylecast.errors import StylecastError
 from stylecast.training.config import VGG_LAYER_NAMES
 from stylecast.training.vgg import (
     LossNetwork,
-    WeightsSource,
     calibrated_random_features,
     load_loss_network,
     pink_noise,
 )
+from stylecast.training.vgg_weights import VggWeights
 
 SHALLOW = ("relu1_1", "relu2_1")
 
@@ -43,23 +43,42 @@ def _conv_weights(features: torch.nn.Module) -> list[torch.Tensor]:
     return [m.weight for m in features.modules() if isinstance(m, torch.nn.Conv2d)]
 
 
-# --- WeightsSource ----------------------------------------------------------------------------
+# --- VggWeights -------------------------------------------------------------------------------
 
 
-def test_weights_source_parse() -> None:
-    assert WeightsSource.parse("imagenet") == WeightsSource("imagenet")
-    assert WeightsSource.parse("random:7") == WeightsSource("random", seed=7)
-    assert WeightsSource.parse("random:7").is_testing_only
-    assert WeightsSource.parse("weights/vgg.pth") == WeightsSource(
-        "file", path=Path("weights/vgg.pth")
+def test_vgg_weights_parse_specs() -> None:
+    assert VggWeights.parse("imagenet") == VggWeights("imagenet")
+    assert VggWeights.parse("random:7") == VggWeights("random", seed=7)
+    assert VggWeights.parse("weights/vgg.pth") == VggWeights(
+        "file", path=Path("weights/vgg.pth"), file_name="vgg.pth"
     )
-    assert not WeightsSource.parse("imagenet").is_testing_only
+    assert [VggWeights.parse(s).testing_only for s in ("random:7", "imagenet", "w.pth")] == [
+        True,
+        False,
+        False,
+    ]
+
+
+@pytest.mark.parametrize(
+    "recorded", ["imagenet:IMAGENET1K_V1", "random:3", "file:vgg19.pth sha256:0123456789abcdef"]
+)
+def test_vgg_weights_recorded_id_round_trips(recorded) -> None:
+    """What outputs record parses back to the same source (the one parser of both forms)."""
+    weights = VggWeights.parse(recorded)
+    assert weights.id == recorded
+    assert VggWeights.parse(weights.id) == weights
+
+
+def test_vgg_weights_spec_rebuilds_except_file_known_by_name() -> None:
+    assert VggWeights.parse("imagenet:IMAGENET1K_V1").spec == "imagenet"
+    assert VggWeights.parse("random:3").spec == "random:3"
+    assert VggWeights.parse("file:vgg19.pth sha256:0123").spec is None
 
 
 @pytest.mark.parametrize("spec", ["random", "random:abc", "random:", "random:1.5"])
-def test_weights_source_rejects_bad_random_specs(spec) -> None:
+def test_vgg_weights_rejects_bad_random_specs(spec) -> None:
     with pytest.raises(StylecastError, match="random:SEED"):
-        WeightsSource.parse(spec)
+        VggWeights.parse(spec)
 
 
 # --- random:SEED ------------------------------------------------------------------------------

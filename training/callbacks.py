@@ -1,8 +1,7 @@
-"""Lightning callbacks of a training run: sample images and the run's exported artefacts."""
+"""Lightning callbacks of a training run: sample images, and the run record and weights."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +13,13 @@ from torchvision.utils import make_grid
 
 from .images import save_image
 from .module import StyleTransferModule, network_state
-
-TRANSFORM_WEIGHTS = "transform.pt"
-RUN_CONFIG = "config.json"
+from .run_folder import (
+    HPARAM_CONFIG,
+    HPARAM_STYLE_SHA256,
+    HPARAM_VGG_WEIGHTS,
+    RunFolder,
+    RunRecord,
+)
 
 
 class SampleImages(L.Callback):
@@ -45,48 +48,41 @@ class SampleImages(L.Callback):
 
 
 class RunArtifacts(L.Callback):
-    """Writes the run's ``config.json`` at the start and the transform weights (+ final losses)
-    at the end: everything ``stylecast export`` needs, without the checkpoint's optimiser state."""
+    """Writes the run's record (``config.json``) at the start and the transform weights with
+    the final losses at the end: everything ``stylecast export`` needs, without the
+    checkpoint's optimiser state. The folder's layout belongs to ``run_folder``."""
 
-    def __init__(self, out: Path, run_options: dict[str, Any]) -> None:
-        self.out = out
+    def __init__(self, folder: RunFolder, run_options: dict[str, Any]) -> None:
+        self.folder = folder
         self.run_options = run_options
         # A resumed run keeps the commands before it, so its history reproduces it.
-        self.commands = _recorded_commands(out / RUN_CONFIG) if run_options.get("resume") else []
+        self.commands = folder.recorded_commands() if run_options.get("resume") else []
         if run_options.get("command"):
             self.commands.append(run_options["command"])
 
-    def _write_config(self, pl_module: StyleTransferModule, extra: dict[str, Any]) -> None:
-        payload = {
-            "train": pl_module.hparams["config"],
-            "vgg_weights": pl_module.hparams["vgg_weights_id"],
-            "style_sha256": pl_module.hparams["style_sha256"],
-            "run": self.run_options,
-            "commands": self.commands,
-            "command": " && ".join(self.commands),
-            **extra,
-        }
-        (self.out / RUN_CONFIG).write_text(json.dumps(payload, indent=2))
+    def _record(self, pl_module: L.LightningModule) -> RunRecord:
+        return RunRecord(
+            train=pl_module.hparams[HPARAM_CONFIG],
+            vgg_weights=pl_module.hparams[HPARAM_VGG_WEIGHTS],
+            style_sha256=pl_module.hparams[HPARAM_STYLE_SHA256],
+            run=self.run_options,
+            commands=list(self.commands),
+        )
 
     @rank_zero_only
-    def on_fit_start(self, trainer: L.Trainer, pl_module: StyleTransferModule) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
-        self._write_config(pl_module, {})
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.folder.write_record(self._record(pl_module))
 
     @rank_zero_only
-    def on_train_end(self, trainer: L.Trainer, pl_module: StyleTransferModule) -> None:
-        torch.save(network_state(pl_module), self.out / TRANSFORM_WEIGHTS)
-        losses = {
-            k.removeprefix("train/"): round(float(v), 6)
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        assert isinstance(pl_module, StyleTransferModule)
+        self.folder.save_weights(network_state(pl_module))
+        record = self._record(pl_module)
+        record.steps = trainer.global_step
+        # Full precision: style terms of order 1e-6 must not round to 0.
+        record.final_losses = {
+            k.removeprefix("train/"): float(v)
             for k, v in trainer.callback_metrics.items()
             if k.startswith("train/")
         }
-        self._write_config(pl_module, {"steps": trainer.global_step, "final_losses": losses})
-
-
-def _recorded_commands(config_path: Path) -> list[str]:
-    """The command lines an earlier part of this run recorded in its config.json."""
-    if not config_path.is_file():
-        return []
-    data = json.loads(config_path.read_text())
-    return data.get("commands") or ([data["command"]] if data.get("command") else [])
+        self.folder.write_record(record)

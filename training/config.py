@@ -12,6 +12,8 @@ from typing import Any
 
 from stylecast.errors import StylecastError
 
+from .vgg_weights import VggWeights
+
 VGG_LAYER_NAMES: tuple[str, ...] = (
     "relu1_1", "relu1_2",
     "relu2_1", "relu2_2",
@@ -93,11 +95,6 @@ class LossConfig:
         weights = self.style_layer_weights or (1.0,) * len(self.style_layers)
         return dict(zip(self.style_layers, weights, strict=True))
 
-    @property
-    def deepest_layer(self) -> str:
-        used = (*self.content_layers, *self.style_layers)
-        return max(used, key=VGG_LAYER_NAMES.index)
-
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -117,6 +114,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         require_positive("image size", self.image_size)
         require_positive("batch size", self.batch_size)
+        VggWeights.parse(self.vgg_weights)  # a malformed spec fails before any work
         if self.lr <= 0:
             raise StylecastError(f"learning rate must be > 0 (got {self.lr})")
 

@@ -17,13 +17,15 @@ from .images import list_images, load_image
 
 log = logging.getLogger(__name__)
 
-MIN_SIDE = 32  # smaller images carry no useful texture at any training size
+# Smaller content images are skipped: they carry no useful texture at any training size.
+MIN_CONTENT_SIDE = 16
 
 
-def scan_content(folder: str | Path, min_side: int = MIN_SIDE) -> list[Path]:
+def scan_content(folder: str | Path, min_side: int = MIN_CONTENT_SIDE) -> list[Path]:
     """Usable content images under ``folder``. Unreadable or tiny files are skipped, counted and
     reported in one warning; a folder with no usable image is an error."""
-    usable, skipped = [], []
+    usable: list[Path] = []
+    skipped: list[Path] = []
     for path in list_images(folder):
         try:
             with Image.open(path) as image:

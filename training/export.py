@@ -8,13 +8,11 @@ is checked with onnx.checker and parity-tested against PyTorch before it is publ
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
-import json
 import logging
 import os
-import shlex
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +25,7 @@ from torch import nn
 
 from stylecast.errors import StylecastError
 from stylecast.serving.model_card import (
+    CARD_FILE,
     INPUT_NAME,
     MAX_SIDE,
     MIN_SIDE,
@@ -35,14 +34,18 @@ from stylecast.serving.model_card import (
     ModelCard,
     VersionInfo,
     read_card,
+    version_numbers,
+    write_card,
+    write_version_info,
 )
 from stylecast.serving.triton import write_triton_config
 
-from .callbacks import RUN_CONFIG, TRANSFORM_WEIGHTS
 from .config import network_from_dict
 from .images import load_image
 from .network import TransformNet
+from .run_folder import RunRecord, read_trained
 from .vgg import pink_noise
+from .vgg_weights import VggWeights
 
 log = logging.getLogger(__name__)
 
@@ -71,67 +74,30 @@ class TrainedModel:
     """A transform network with what its run recorded about it."""
 
     network: TransformNet
-    train_config: dict[str, Any]
-    vgg_weights: str
-    style_sha256: str
-    final_losses: dict[str, float]
-    train_command: str
+    record: RunRecord
 
 
 @dataclass
 class ExportResult:
+    """A published version: where it is, its card, and the parity figures it passed."""
+
     model_path: Path
     card: ModelCard
+    version: int
     parity: dict[str, Any]
 
 
 def load_trained(path: str | Path) -> TrainedModel:
     """Load a run folder (config.json + transform.pt) or a Lightning checkpoint (.ckpt)."""
-    path = Path(path)
-    if path.is_dir():
-        config_path, weights_path = path / RUN_CONFIG, path / TRANSFORM_WEIGHTS
-        if not config_path.is_file() or not weights_path.is_file():
-            raise StylecastError(
-                f"{path} is not a finished training run (needs {RUN_CONFIG} and "
-                f"{TRANSFORM_WEIGHTS}); export one of its checkpoints/*.ckpt instead"
-            )
-        meta = json.loads(config_path.read_text())
-        state = _torch_load(weights_path)
-        config, losses = meta["train"], meta.get("final_losses", {})
-        vgg, style_sha, command = meta["vgg_weights"], meta["style_sha256"], meta.get("command", "")
-    elif path.is_file():
-        checkpoint = _torch_load(path)
-        try:
-            hparams = checkpoint["hyper_parameters"]
-            config, vgg, style_sha = (
-                hparams["config"],
-                hparams["vgg_weights_id"],
-                hparams["style_sha256"],
-            )
-            prefix = "network."
-            state = {
-                k.removeprefix(prefix): v
-                for k, v in checkpoint["state_dict"].items()
-                if k.startswith(prefix)
-            }
-        except (KeyError, TypeError):
-            raise StylecastError(f"{path} is not a Stylecast training checkpoint") from None
-        losses, command = {}, ""
-    else:
-        raise StylecastError(f"no training run or checkpoint at {path}")
-    network = TransformNet(network_from_dict(config["network"]))
+    trained = read_trained(path)
     try:
-        network.load_state_dict(state)
+        network = TransformNet(network_from_dict(trained.record.train["network"]))
+        network.load_state_dict(trained.state)
+    except (KeyError, TypeError) as exc:
+        raise StylecastError(f"{path}: no usable network settings in its record ({exc})") from None
     except RuntimeError as exc:
         raise StylecastError(f"weights in {path} do not fit the network: {exc}") from None
-    return TrainedModel(network.eval(), config, vgg, style_sha, losses, command)
-
-
-def _torch_load(path: Path) -> Any:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch.load raises many types for bad files
-        raise StylecastError(f"cannot read {path}: {str(exc).splitlines()[0][:200]}") from None
+    return TrainedModel(network.eval(), trained.record)
 
 
 def export_onnx(
@@ -160,6 +126,8 @@ def export_onnx(
             optimize=True,
             verbose=False,
         )
+    if program is None:  # only None when asked to write the file itself
+        raise StylecastError("torch.onnx.export returned no program")
     program.save(str(path))
     model = onnx.load(str(path))
     onnx.checker.check_model(model, full_check=True)
@@ -213,8 +181,37 @@ def _thumbnail(style_path: Path) -> str:
 
 
 def _next_version(model_dir: Path) -> int:
-    versions = [int(p.name) for p in model_dir.glob("*") if p.is_dir() and p.name.isdigit()]
-    return max(versions, default=0) + 1
+    return max(version_numbers(model_dir), default=0) + 1
+
+
+def _publish_version(model_dir: Path, staged: Path) -> int:
+    """Rename the staged version folder to the next free number; returns that number.
+
+    ``rename`` onto a version folder that another exporter has just published fails (the
+    folder is not empty), so concurrent exporters each get their own number."""
+    for _ in range(100):
+        version = _next_version(model_dir)
+        try:
+            os.rename(staged, model_dir / str(version))
+            return version
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+    raise StylecastError(f"{model_dir}: could not allocate a version number")
+
+
+def _previous_card(model_dir: Path) -> ModelCard | None:
+    try:
+        return read_card(model_dir) if (model_dir / CARD_FILE).is_file() else None
+    except StylecastError as exc:
+        log.warning("ignoring the unreadable card of the previous versions: %s", exc)
+        return None
+
+
+def check_model_name(name: str) -> None:
+    """Model names become folder names: letters, digits, '-', '_' or '.', not leading '.'."""
+    if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
+        raise StylecastError(f"bad model name {name!r}: use letters, digits, '-', '_' or '.'")
 
 
 def export_model(
@@ -224,66 +221,96 @@ def export_model(
     fp16: bool = False,
     opset: int = DEFAULT_OPSET,
     description: str = "",
+    command: str = "",
 ) -> ExportResult:
-    """Export a run or checkpoint as the next version of ``models_dir/name``; returns the result.
+    """Export a run or checkpoint as the next version of ``models_dir/name``.
 
-    The new version appears atomically (written aside, checked, parity-tested, then renamed),
-    so a server watching the repository never sees a half-written model.
-    """
-    if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
-        raise StylecastError(f"bad model name {name!r}: use letters, digits, '-', '_' or '.'")
+    The graph and its ``version.json`` are written aside, checked and parity-tested, then
+    published with one rename (a new model's whole folder at once), so a server watching
+    the repository never sees a half-written version. ``command`` is recorded in the card.
+    Raises StylecastError if the export fails its parity test."""
+    check_model_name(name)
     trained = load_trained(source)
-    model_dir = Path(models_dir) / name
-    model_dir.mkdir(parents=True, exist_ok=True)
-    previous = read_card(model_dir) if (model_dir / "model.json").is_file() else None
-    version = _next_version(model_dir)
-    staging = Path(tempfile.mkdtemp(prefix=f".export-{version}-", dir=model_dir))
+    models_root = Path(models_dir)
+    models_root.mkdir(parents=True, exist_ok=True)
+    model_dir = models_root / name
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.export-", dir=models_root))
     try:
-        model_path = staging / MODEL_FILE
-        export_onnx(trained.network, model_path, fp16=fp16, opset=opset)
-        parity = parity_check(trained.network, model_path, fp16)
-        print(
-            f"parity ({parity['precision']}, onnxruntime vs PyTorch fp32): max |diff| "
-            f"{parity['max_abs']}, {100 * parity['fraction_over_1']:.4f}% of values off by > 1 "
-            f"level (limit {100 * parity['threshold']:.2f}%)"
+        staging.chmod(0o755)  # mkdtemp makes it private; what is published is not
+        staged_version = staging / "version"
+        staged_version.mkdir()
+        parity = _write_version(trained.network, staged_version, fp16, opset, command)
+        previous = _previous_card(model_dir)
+        card = _card(
+            name, trained.record, description or (previous.description if previous else "")
         )
-        if not parity["passed"]:
-            raise StylecastError(f"export failed the parity test: {parity}")
-        staging.chmod(0o755)  # mkdtemp makes it private; the published folder is not
-        os.replace(staging, model_dir / str(version))
+        version = _publish(models_root, model_dir, staging, staged_version, card)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    final_path = model_dir / str(version) / MODEL_FILE
+    published = read_card(model_dir)
+    return ExportResult(model_dir / str(version) / MODEL_FILE, published, version, parity)
+
+
+def _write_version(
+    network: nn.Module, folder: Path, fp16: bool, opset: int, command: str
+) -> dict[str, Any]:
+    """Export, parity-test and describe one version inside ``folder``; returns the parity."""
+    model_path = folder / MODEL_FILE
+    export_onnx(network, model_path, fp16=fp16, opset=opset)
+    parity = parity_check(network, model_path, fp16)
+    if not parity["passed"]:
+        raise StylecastError(
+            f"export failed the parity test: {100 * parity['fraction_over_1']:.4f}% of values "
+            f"off by more than 1 level (limit {100 * parity['threshold']:.2f}%), "
+            f"max |diff| {parity['max_abs']}"
+        )
     info = VersionInfo(
-        sha256=hashlib.sha256(final_path.read_bytes()).hexdigest(),
+        sha256=hashlib.sha256(model_path.read_bytes()).hexdigest(),
         precision="fp16" if fp16 else "fp32",
         opset=opset,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         parity=parity,
-        export_command=shlex.join(["stylecast", *sys.argv[1:]]) if sys.argv[1:] else "",
+        export_command=command,
     )
-    style_path = Path(trained.train_config["style_image"])
-    card = ModelCard(
+    write_version_info(folder, info)
+    return parity
+
+
+def _card(name: str, record: RunRecord, description: str) -> ModelCard:
+    style_path = Path(record.train["style_image"])
+    return ModelCard(
         name=name,
-        version=version,
-        versions={**(previous.versions if previous else {}), str(version): info},
         style_image=style_path.name,
-        style_sha256=trained.style_sha256,
+        style_sha256=record.style_sha256,
         style_thumbnail=_thumbnail(style_path),
-        vgg_weights=trained.vgg_weights,
-        train_config=trained.train_config,
-        final_losses=trained.final_losses,
-        train_command=trained.train_command,
+        vgg_weights=record.vgg_weights,
+        train_config=record.train,
+        final_losses=record.final_losses,
+        train_command=record.command,
         exporter=f"torch {torch.__version__} torch.onnx.export(dynamo=True)",
-        testing_only=trained.vgg_weights.startswith("random:"),
-        description=description or (previous.description if previous else ""),
+        testing_only=VggWeights.parse(record.vgg_weights).testing_only,
+        description=description,
     )
-    _write_atomically(model_dir / "model.json", card.to_json() + "\n")
-    write_triton_config(model_dir, name)
-    return ExportResult(final_path, card, parity)
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def _publish(
+    models_root: Path, model_dir: Path, staging: Path, staged_version: Path, card: ModelCard
+) -> int:
+    """Publish a staged version; returns its number. A new model appears whole (card,
+    Triton config and version 1 in one rename); an existing one gets the next version
+    folder, then its card is replaced atomically."""
+    if not model_dir.exists():
+        os.rename(staged_version, staging / "1")
+        write_card(staging, card)
+        write_triton_config(staging, card.name)
+        try:
+            os.rename(staging, model_dir)
+            return 1
+        except OSError as exc:  # another exporter created the model meanwhile
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            staged_version = staging / "1"
+    version = _publish_version(model_dir, staged_version)
+    write_card(model_dir, card)
+    write_triton_config(model_dir, card.name)
+    return version

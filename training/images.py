@@ -9,8 +9,7 @@ from torchvision.io import ImageReadMode, decode_image, encode_jpeg, write_file,
 from torchvision.transforms.v2 import functional as TF
 
 from stylecast.errors import StylecastError
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
+from stylecast.image_rules import IMAGE_SUFFIXES, fit_longest_side
 
 
 def load_image(path: str | Path, max_side: int | None = None) -> torch.Tensor:
@@ -36,10 +35,9 @@ def resize_max_side(image: torch.Tensor, max_side: int) -> torch.Tensor:
     """Resize so the longer side equals ``max_side``, keeping the aspect ratio."""
     if max_side <= 0:
         raise StylecastError(f"image size must be > 0 (got {max_side})")
-    h, w = image.shape[-2:]
-    scale = max_side / max(h, w)
-    size = [max(1, round(h * scale)), max(1, round(w * scale))]
-    return TF.resize(image, size, antialias=True)
+    height, width = image.shape[-2:]
+    new_width, new_height = fit_longest_side(width, height, max_side)
+    return TF.resize(image, [new_height, new_width], antialias=True)
 
 
 def to_uint8(image: torch.Tensor) -> torch.Tensor:

@@ -97,11 +97,11 @@ def stylise_iteratively(
     else:
         optimizer = torch.optim.Adam([image], lr=lr)
 
-    def closure() -> torch.Tensor:
+    def closure() -> float:
         optimizer.zero_grad()
         total = criterion(image, targets)["total"]
         total.backward()
-        return total
+        return float(total)
 
     history: list[float] = []
     began = time.perf_counter()

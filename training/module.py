@@ -16,6 +16,7 @@ from .config import train_from_dict
 from .images import load_image
 from .losses import PerceptualLoss
 from .network import TransformNet
+from .run_folder import HPARAM_CONFIG, HPARAM_STYLE_SHA256, HPARAM_VGG_WEIGHTS
 from .vgg import load_loss_network
 
 
@@ -34,12 +35,13 @@ class StyleTransferModule(L.LightningModule):
         )
         self.save_hyperparameters(
             {
-                "config": config,
-                "vgg_weights_id": loss_network.weights_id,
-                "style_sha256": hashlib.sha256(style_path.read_bytes()).hexdigest(),
+                HPARAM_CONFIG: config,
+                HPARAM_VGG_WEIGHTS: loss_network.weights_id,
+                HPARAM_STYLE_SHA256: hashlib.sha256(style_path.read_bytes()).hexdigest(),
             }
         )
         self.cfg = cfg
+        # Checkpoint keys of this attribute are run_folder.NETWORK_PREFIX ("network.").
         self.network = TransformNet(cfg.network)
         self.criterion = PerceptualLoss(loss_network, cfg.loss, style)
         # The frozen VGG and the style Grams are rebuilt from the config, never checkpointed.

@@ -7,6 +7,7 @@ import logging
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal, cast, get_args
 
 import lightning as L
 import torch
@@ -22,10 +23,12 @@ from .config import TrainConfig, require_positive, to_dict
 from .data import ContentImages, scan_content
 from .images import load_image
 from .module import StyleTransferModule
+from .run_folder import TENSORBOARD, RunFolder
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("32", "bf16-mixed", "16-mixed")
+Precision = Literal["32", "bf16-mixed", "16-mixed"]
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 SAMPLE_IMAGES = 2
 
 
@@ -65,16 +68,18 @@ class RunOptions:
             raise StylecastError(f"workers must be >= 0 (got {self.workers})")
 
     @property
+    def folder(self) -> RunFolder:
+        return RunFolder(Path(self.out))
+
+    @property
     def checkpoint_dir(self) -> Path:
-        return Path(self.out) / "checkpoints"
+        return self.folder.checkpoint_dir
 
     def resume_path(self) -> str | None:
         """The ckpt_path for Trainer.fit; refuses to start over an existing run unasked."""
         if Path(self.out).exists() and not Path(self.out).is_dir():
             raise StylecastError(f"--out {self.out} is a file; give a folder for the run")
-        existing = (
-            sorted(self.checkpoint_dir.glob("*.ckpt")) if self.checkpoint_dir.is_dir() else []
-        )
+        existing = self.folder.checkpoints()
         if self.resume is None:
             if existing:
                 raise StylecastError(
@@ -100,7 +105,7 @@ def _devices(value: str) -> int | str:
     return int(value) if value.isdigit() else value
 
 
-def build_trainer(config: TrainConfig, run: RunOptions, samples: torch.Tensor) -> L.Trainer:
+def build_trainer(run: RunOptions, samples: torch.Tensor) -> L.Trainer:
     """A Trainer with progress bar, TensorBoard, last/best and on-interrupt checkpoints."""
     out = Path(run.out)
     callbacks = [
@@ -117,19 +122,19 @@ def build_trainer(config: TrainConfig, run: RunOptions, samples: torch.Tensor) -
         # Ctrl-C, SIGTERM or a crash saves the state at that moment; Lightning's
         # ckpt_path="last" (our `--resume last`) picks the newer of this and last.ckpt.
         OnExceptionCheckpoint(dirpath=run.checkpoint_dir, filename="interrupted"),
-        SampleImages(samples, out / "samples", run.sample_every),
-        RunArtifacts(out, asdict(run)),
+        SampleImages(samples, run.folder.samples_dir, run.sample_every),
+        RunArtifacts(run.folder, asdict(run)),
     ]
     return L.Trainer(
         default_root_dir=out,
         max_steps=run.max_steps,
         max_epochs=run.max_epochs if run.max_epochs is not None else -1,
-        precision=run.precision,
+        precision=cast(Precision, run.precision),  # checked in RunOptions
         accelerator=run.accelerator,
         devices=_devices(run.devices),
         strategy=run.strategy,
         num_nodes=run.num_nodes,
-        logger=TensorBoardLogger(save_dir=out, name="tensorboard"),
+        logger=TensorBoardLogger(save_dir=out, name=TENSORBOARD),
         callbacks=callbacks,
         log_every_n_steps=run.log_every,
         enable_model_summary=False,
@@ -147,12 +152,21 @@ QUIET_WARNINGS = (
 )
 
 
-def run_training(config: TrainConfig, run: RunOptions) -> Path:
-    """Train a transform network; returns the run folder (checkpoints, transform.pt, config)."""
+@dataclass(frozen=True)
+class TrainingOutcome:
+    """Where the run is, and whether this process is the one that reports and exports
+    (under DDP every rank runs the command; only global rank zero may write shared files)."""
+
+    out: Path
+    is_global_zero: bool
+
+
+def run_training(config: TrainConfig, run: RunOptions) -> TrainingOutcome:
+    """Train a transform network into ``run.out`` (checkpoints, transform.pt, config.json)."""
     for pattern in QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
     resume = run.resume_path()
-    files = scan_content(config.content_dir, min_side=16)
+    files = scan_content(config.content_dir)
     if len(files) < config.batch_size:
         log.warning(
             "only %d content image(s) for batch size %d: batches repeat images",
@@ -170,7 +184,7 @@ def run_training(config: TrainConfig, run: RunOptions) -> Path:
         num_workers=run.workers,
         persistent_workers=run.workers > 0,
     )
-    trainer = build_trainer(config, run, _sample_batch(files, config.image_size))
+    trainer = build_trainer(run, _sample_batch(files, config.image_size))
     with contextlib.suppress(SystemExit):  # Lightning's exit on Ctrl-C/SIGTERM, after saving
         trainer.fit(module, loader, ckpt_path=resume)
     if trainer.interrupted:
@@ -178,4 +192,4 @@ def run_training(config: TrainConfig, run: RunOptions) -> Path:
             f"training interrupted at step {trainer.global_step}; state saved in "
             f"{run.checkpoint_dir} — continue with --resume last"
         )
-    return Path(run.out)
+    return TrainingOutcome(Path(run.out), trainer.is_global_zero)

@@ -1,17 +1,13 @@
 """VGG-19 loss network: frozen torchvision features addressed by layer name (relu1_1 … relu5_4).
 
-Weights come from one of three explicit sources, recorded in every output:
-  ``imagenet``     torchvision's IMAGENET1K_V1 (downloaded once and cached by torch.hub);
-  a file path      a state dict saved from torchvision's vgg19 (full model or ``features`` only);
-  ``random:SEED``  a seeded, variance-calibrated random init, for tests and offline demos only.
-Nothing ever falls back from one source to another.
+Weights come from one of three explicit sources (``vgg_weights.VggWeights``), recorded in
+every output; nothing ever falls back from one source to another.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -22,6 +18,7 @@ from torchvision.models.vgg import cfgs, make_layers
 from stylecast.errors import StylecastError
 
 from .config import VGG_LAYER_NAMES
+from .vgg_weights import VggWeights
 
 log = logging.getLogger(__name__)
 
@@ -31,47 +28,24 @@ CALIBRATION_SIZE = 128
 CALIBRATION_IMAGES = 4
 
 
-@dataclass(frozen=True)
-class WeightsSource:
-    """A parsed ``--vgg-weights`` value."""
-
-    kind: str  # "imagenet" | "file" | "random"
-    path: Path | None = None
-    seed: int | None = None
-
-    @classmethod
-    def parse(cls, spec: str) -> WeightsSource:
-        if spec == "imagenet":
-            return cls("imagenet")
-        if spec.startswith("random:"):
-            try:
-                return cls("random", seed=int(spec.removeprefix("random:")))
-            except ValueError:
-                raise StylecastError(
-                    f"bad --vgg-weights {spec!r}: use random:SEED with an integer seed"
-                ) from None
-        if spec == "random":
-            raise StylecastError("--vgg-weights random needs a seed: random:SEED (e.g. random:0)")
-        return cls("file", path=Path(spec))
-
-    @property
-    def is_testing_only(self) -> bool:
-        return self.kind == "random"
-
-
 class LossNetwork(nn.Module):
     """Frozen VGG-19 features up to the deepest requested layer; ImageNet normalisation inside.
 
     ``forward(x)`` takes RGB in [0, 1] and returns {layer name: activation} for ``layers``.
     """
 
-    def __init__(self, features: nn.Sequential, layers: tuple[str, ...], weights_id: str) -> None:
+    mean: torch.Tensor  # buffers, registered in __init__
+    std: torch.Tensor
+
+    def __init__(
+        self, features: nn.Sequential, layers: tuple[str, ...], weights: VggWeights
+    ) -> None:
         super().__init__()
         unknown = [name for name in layers if name not in VGG_LAYER_NAMES]
         if unknown:
             raise StylecastError(f"unknown VGG-19 layer(s): {', '.join(unknown)}")
         self.layers = tuple(dict.fromkeys(layers))
-        self.weights_id = weights_id
+        self.weights = weights
         deepest = max(VGG_LAYER_NAMES.index(name) for name in self.layers)
         self.features, self.index_to_name = _trim(features, deepest)
         # Each 2×2 max-pool before the deepest layer halves the image; below this it vanishes.
@@ -82,6 +56,11 @@ class LossNetwork(nn.Module):
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         self.requires_grad_(False)
         self.eval()
+
+    @property
+    def weights_id(self) -> str:
+        """The recorded id of the weights (``VggWeights.id``)."""
+        return self.weights.id
 
     def train(self, mode: bool = True) -> LossNetwork:
         # Always eval: the loss network is frozen, whatever Lightning asks of its parent.
@@ -104,25 +83,25 @@ class LossNetwork(nn.Module):
         return out
 
 
-def load_loss_network(spec: str, layers: tuple[str, ...]) -> LossNetwork:
-    """Build the frozen loss network from a ``--vgg-weights`` spec for the given layers."""
-    source = WeightsSource.parse(spec)
+def load_loss_network(weights: VggWeights | str, layers: tuple[str, ...]) -> LossNetwork:
+    """Build the frozen loss network from a weight source (or its spec) for the given layers."""
+    source = VggWeights.parse(weights) if isinstance(weights, str) else weights
     if source.kind == "imagenet":
-        features, weights_id = _imagenet_features(), "imagenet:IMAGENET1K_V1"
+        features = _imagenet_features()
     elif source.kind == "file":
-        features, weights_id = _file_features(source.path)
+        features, source = _file_features(source)
     else:
+        assert source.seed is not None
         features = calibrated_random_features(source.seed)
-        weights_id = f"random:{source.seed}"
         log.warning(
             "\n%s\nVGG-19 weights are RANDOM (%s, variance-calibrated). Losses and any model\n"
             "trained with them are for TESTING ONLY, not gallery quality. Use\n"
             "--vgg-weights imagenet (default) or --vgg-weights PATH for real results.\n%s",
             "!" * 72,
-            weights_id,
+            source.id,
             "!" * 72,
         )
-    return LossNetwork(features, layers, weights_id)
+    return LossNetwork(features, layers, source)
 
 
 def _vgg_features(initialise: bool = True) -> nn.Sequential:
@@ -165,8 +144,13 @@ def _imagenet_features() -> nn.Sequential:
     return features
 
 
-def _file_features(path: Path | None) -> tuple[nn.Sequential, str]:
-    assert path is not None
+def _file_features(source: VggWeights) -> tuple[nn.Sequential, VggWeights]:
+    path = source.path
+    if path is None:
+        raise StylecastError(
+            f"the VGG-19 weights file {source.file_name!r} was recorded by name only; "
+            "pass --vgg-weights PATH to that file"
+        )
     if not path.is_file():
         raise StylecastError(
             f"VGG-19 weights file not found: {path} (expected a torchvision vgg19 state dict, "
@@ -182,7 +166,7 @@ def _file_features(path: Path | None) -> tuple[nn.Sequential, str]:
             f"{path} is not a VGG-19 state dict ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0][:200]})"
         ) from None
-    return features, f"file:{path.name} sha256:{hashlib.sha256(data).hexdigest()[:16]}"
+    return features, source.with_sha256(hashlib.sha256(data).hexdigest()[:16])
 
 
 def _features_state(state: object) -> dict[str, torch.Tensor]:
@@ -214,6 +198,7 @@ def calibrated_random_features(seed: int) -> nn.Sequential:
     with torch.no_grad():
         for module in features:
             if isinstance(module, nn.Conv2d):
+                assert module.bias is not None  # VGG's convs have biases
                 module.bias.zero_()
                 std = module(x).std(dim=(0, 2, 3)).clamp_min(1e-8)
                 module.weight.div_(std.view(-1, 1, 1, 1))

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import shlex
 import sys
-from pathlib import Path
 from typing import Any
 
 from .args import add_loss_arguments, loss_overrides, positive_int
-
-log = logging.getLogger(__name__)
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
@@ -50,29 +46,48 @@ def _cmd_train(args: argparse.Namespace) -> None:
         sample_every=args.sample_every,
         checkpoint_every=args.checkpoint_every,
         resume=args.resume,
-        command=shlex.join(["stylecast", *sys.argv[1:]]),
+        command=_command_line(),
     )
-    out = run_training(config, run)
+    outcome = run_training(config, run)
+    if not outcome.is_global_zero:
+        return  # DDP: the other ranks neither report nor export
+    out = outcome.out
+    if args.no_export:
+        print(f"trained: {out} (not exported; export with: stylecast export {out} --name NAME)")
+        return
+    if not _export_extra_installed():
+        print(
+            f"trained: {out} (not exported: the export extra is missing, pip install "
+            f"'stylecast[export]'; then: stylecast export {out} --name NAME)"
+        )
+        return
     print(f"trained: {out}")
-    if not args.no_export:
-        _export_after_training(args, out)
+    from ..training.export import export_model
+    from ..training.run_folder import RunFolder
+
+    models_dir = args.models_dir or RunFolder(out).models_dir
+    result = export_model(out, args.export_name or out.name, models_dir, command=run.command)
+    _print_export(result)
 
 
-def _export_after_training(args: argparse.Namespace, run_dir: Path) -> None:
+def _export_extra_installed() -> bool:
     try:
         import onnx  # noqa: F401
         import onnxscript  # noqa: F401
     except ImportError:
-        log.warning(
-            "not exporting: the export extra is not installed (pip install 'stylecast[export]'); "
-            "export later with: stylecast export %s --name NAME",
-            run_dir,
-        )
-        return
-    from ..training.export import export_model
+        return False
+    return True
 
-    result = export_model(run_dir, args.export_name or run_dir.name, args.models_dir)
-    print(f"exported {result.card.name} v{result.card.version}: {result.model_path}")
+
+def _print_export(result: Any) -> None:
+    """The parity line and, last, where the model went."""
+    parity = result.parity
+    print(
+        f"parity ({parity['precision']}, onnxruntime vs PyTorch fp32): max |diff| "
+        f"{parity['max_abs']}, {100 * parity['fraction_over_1']:.4f}% of values off by > 1 "
+        f"level (limit {100 * parity['threshold']:.2f}%)"
+    )
+    print(f"exported {result.card.name} v{result.version}: {result.model_path}")
 
 
 def _cmd_iterate(args: argparse.Namespace) -> None:
@@ -92,6 +107,11 @@ def _cmd_iterate(args: argparse.Namespace) -> None:
     summary = run_iterate(args.content, args.style, args.out, config)
     losses = ", ".join(f"{k} {v:.4g}" for k, v in summary["losses"].items())
     print(f"wrote {args.out} ({summary['steps']} steps, {summary['seconds']:.1f} s; {losses})")
+
+
+def _command_line() -> str:
+    """This process's command line, as recorded in run records and model cards."""
+    return shlex.join(["stylecast", *sys.argv[1:]])
 
 
 def _add_train(sub: Any) -> None:
@@ -122,7 +142,9 @@ def _add_train(sub: Any) -> None:
     p.add_argument(
         "--export-name", help="model name of the export at the end (default: OUT's name)"
     )
-    p.add_argument("--models-dir", default="models", help="model repository to export into")
+    p.add_argument(
+        "--models-dir", help="model repository to export into at the end (default: OUT/models)"
+    )
     p.add_argument("--no-export", action="store_true", help="skip the ONNX export at the end")
     add_loss_arguments(p)
     p.set_defaults(handler=_cmd_train)
@@ -148,9 +170,9 @@ def _cmd_export(args: argparse.Namespace) -> None:
 
     result = export_model(
         args.source, args.name, args.models_dir, fp16=args.fp16, opset=args.opset,
-        description=args.description or "",
+        description=args.description or "", command=_command_line(),
     )  # fmt: skip
-    print(f"exported {result.card.name} v{result.card.version}: {result.model_path}")
+    _print_export(result)
 
 
 def _add_export(sub: Any) -> None:
