@@ -2,6 +2,8 @@
 
     models/NAME/model.json          the model card: what the model is and how it was made
     models/NAME/config.pbtxt        NVIDIA Triton's config (written by ``triton.py``)
+    models/NAME/style.<ext>         the style image the model was trained on (SHA-256 in the
+                                    card), so a model folder is self-contained
     models/NAME/<N>/model.onnx      version N's graph (uint8 NHWC RGB in and out)
     models/NAME/<N>/version.json    version N's own metadata: SHA-256, precision, parity, …
 
@@ -254,6 +256,11 @@ def _read_json(path: Path, what: str) -> Any:
         raise StylecastError(f"{path}: not a valid {what} (not JSON: {exc})") from None
     except OSError as exc:
         raise StylecastError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def style_file(model_dir: Path, card: ModelCard) -> Path:
+    """Where the model's copy of its style image is (it may be absent in older folders)."""
+    return model_dir / f"style{Path(card.style_image).suffix.lower() or '.jpg'}"
 
 
 # --- writing ------------------------------------------------------------------------------------

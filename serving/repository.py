@@ -32,9 +32,13 @@ class ModelNotFound(StylecastError):
 
 @dataclass
 class ReloadReport:
+    """What one rescan changed. ``failed``: models (or newer versions of served models) that
+    did not load, with the reason; ``scan_error``: the folder itself could not be read."""
+
     loaded: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    scan_error: str | None = None
 
 
 def _signature(model_dir: Path) -> tuple:
@@ -89,11 +93,17 @@ class ModelRepository:
         self.reload()
 
     def reload(self) -> ReloadReport:
-        """Rescan the folder; load new or changed models, drop removed ones."""
+        """Rescan the folder; load new or changed models, drop removed ones. Never raises:
+        a model that cannot be read or loaded is reported and the others are unaffected."""
         report = ReloadReport()
-        present = {
-            p.name: p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")
-        }
+        try:
+            present = {
+                p.name: p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")
+            }
+        except OSError as exc:
+            report.scan_error = f"cannot list {self.root}: {exc.strerror or exc}"
+            log.error("model rescan failed: %s", report.scan_error)
+            return report
         models, signatures, errors = dict(self._models), dict(self._signatures), dict(self.errors)
         for name in set(models) - set(present):
             models.pop(name)
@@ -102,17 +112,26 @@ class ModelRepository:
         for name in set(errors) - set(present):
             errors.pop(name)
         for name, model_dir in sorted(present.items()):
-            signature = _signature(model_dir)
-            if signatures.get(name) == signature:
-                continue
-            signatures[name] = signature
             try:
+                signature = _signature(model_dir)
+                if signatures.get(name) == signature:
+                    continue  # unchanged since the last scan: nothing new to load or log
+                signatures[name] = signature
                 model, version_errors = load_model_dir(model_dir, self.options)
-            except StylecastError as exc:
-                errors[name] = str(exc)
-                report.failed[name] = str(exc)
+            except Exception as exc:  # one bad model never stops the scan of the others
+                message = str(exc) if isinstance(exc, StylecastError) else f"{exc!r}"
+                errors[name] = report.failed[name] = message
                 kept = f"; still serving v{models[name].version}" if name in models else ""
-                log.error("model %s not loaded: %s%s", name, exc, kept)
+                log.error("model %s not loaded: %s%s", name, message, kept)
+                continue
+            previous = models.get(name)
+            if version_errors and previous is not None and previous.version == model.version:
+                # A newer version is broken: the same version still serves (its card now lists
+                # the broken one too), so this is a failure, not a reload success.
+                models[name] = model
+                errors[name] = report.failed[name] = "; ".join(version_errors)
+                log.error("model %s: newer version(s) broken, still serving v%d: %s",
+                          name, previous.version, errors[name])  # fmt: skip
                 continue
             models[name] = model
             errors.pop(name, None)

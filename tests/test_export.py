@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from model_factory import FIXTURE_COMMAND, make_run
 from triton_schema import model_config_module, parse_config
 
 from stylecast.errors import StylecastError
-from stylecast.serving.model_card import read_card
+from stylecast.serving.model_card import read_card, style_file
 from stylecast.serving.repository import ModelRepository
 from stylecast.training.export import UInt8Graph, export_model, load_trained
 
@@ -35,6 +36,8 @@ def test_export_writes_checked_graph_card_and_triton_config(exported) -> None:
     assert card.style_thumbnail.startswith("data:image/jpeg;base64,")
     assert card.train_command == FIXTURE_COMMAND
     assert (models / "tiny" / "1" / "version.json").is_file()
+    style_copy = style_file(models / "tiny", card)
+    assert hashlib.sha256(style_copy.read_bytes()).hexdigest() == card.style_sha256
     config = parse_config(models / "tiny" / "config.pbtxt")
     schema = model_config_module()
     assert (config.name, config.backend, config.max_batch_size) == ("tiny", "onnxruntime", 0)

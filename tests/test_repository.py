@@ -95,7 +95,8 @@ def test_broken_new_version_keeps_old_one_serving_and_reload_tracks_changes(
     assert repo.get("m").version == 1
     assert "2/model.onnx: file does not match its version's SHA-256" in repo.errors["m"]
     assert "3/version.json: version metadata missing" in repo.errors["m"]
-    assert report.loaded == ["m"]
+    # Broken newer versions change nothing that is served: a failure, not a reload success.
+    assert report.loaded == [] and set(report.failed) == {"m"}
     # A new model appears; a removed one disappears.
     copy_model(good_model, tmp_path, "new")
     shutil.rmtree(model_dir)
@@ -194,3 +195,54 @@ def test_encode_decode_round_trip(encoding: str) -> None:
     back = imaging.decode(imaging.encode(image, encoding, quality=95))
     assert back.shape == image.shape
     assert np.abs(back.astype(int) - image).mean() < 4
+
+
+@pytest.mark.parametrize(
+    "edit, fragment",
+    [
+        ({"io": []}, "field 'io' must be dict"),
+        ({"train_config": "x"}, "field 'train_config' must be dict"),
+        ({"final_losses": {"style": "low"}}, "final_losses['style'] must be a number"),
+        ({"testing_only": "yes"}, "field 'testing_only' must be bool"),
+        ({"name": None}, "field 'name' must be str"),
+    ],
+)
+def test_a_card_of_the_wrong_shape_rejects_that_model_only(good_model, tmp_path, edit, fragment):
+    """A card that parses as JSON but breaks the schema rejects its model with the field named,
+    never a traceback; the other models load."""
+    copy_model(good_model, tmp_path, "fine")
+    bad = copy_model(good_model, tmp_path, "bad")
+    card = json.loads((bad / "model.json").read_text())
+    (bad / "model.json").write_text(json.dumps({**card, **edit}))
+    repo = ModelRepository(tmp_path)
+    assert [m.name for m in repo.models()] == ["fine"]
+    assert fragment in repo.errors["bad"]
+
+
+@pytest.mark.parametrize(
+    "edit, fragment",
+    [
+        ({"parity": "yes"}, "field 'parity' must be dict"),
+        ({"opset": "20"}, "field 'opset' must be int"),
+        ({"opset": True}, "field 'opset' must be int"),
+        ({"precision": "int4"}, "precision 'int4'"),
+        ({"sha256": "abc"}, "sha256 is not 64"),
+    ],
+)
+def test_bad_version_metadata_falls_back_to_the_older_version(good_model, tmp_path, edit, fragment):
+    model_dir = copy_model(good_model, tmp_path, "m")
+    shutil.copytree(model_dir / "1", model_dir / "2")
+    info = json.loads((model_dir / "2" / "version.json").read_text())
+    (model_dir / "2" / "version.json").write_text(json.dumps({**info, **edit}))
+    repo = ModelRepository(tmp_path)
+    assert repo.get("m").version == 1
+    assert fragment in repo.errors["m"]
+
+
+def test_odd_folders_and_an_unreadable_model_do_not_stop_the_scan(good_model, tmp_path) -> None:
+    copy_model(good_model, tmp_path, "fine")
+    (tmp_path / "fine" / "²").mkdir()  # a non-ASCII digit is no version number
+    (tmp_path / "fine" / "latest").mkdir()
+    repo = ModelRepository(tmp_path)
+    assert repo.get("fine").version == 1
+    assert "fine" not in repo.errors

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -17,7 +18,7 @@ from stylecast.training.images import save_image
 from stylecast.training.losses import PerceptualLoss
 from stylecast.training.module import StyleTransferModule
 from stylecast.training.network import TransformNet
-from stylecast.training.train import RunOptions, run_training
+from stylecast.training.train import RunOptions, check_resume, run_training
 
 SIZE = 64
 STEPS = 8
@@ -256,3 +257,26 @@ def test_run_options_reject_bad_values(tmp_path, kwargs) -> None:
 def test_train_config_rejects_bad_values(kwargs) -> None:
     with pytest.raises(StylecastError):
         TrainConfig(style_image="s.jpg", content_dir="c", **kwargs)
+
+
+def test_resume_with_another_style_or_loss_is_refused(training_run, style_images) -> None:
+    """`--resume last` with a different style, loss, network or VGG weights would make
+    config.json describe one model while the weights hold another: refused, naming what
+    differs, unless the user overrides explicitly."""
+    config, _, snapshot = training_run
+    other_style = next(p for p in style_images if p.name != Path(config.style_image).name)
+    changes = {
+        "style image": dataclasses.replace(config, style_image=str(other_style)),
+        "loss": dataclasses.replace(
+            config, loss=dataclasses.replace(config.loss, style_weight=7.0)
+        ),
+        "network": dataclasses.replace(config, network=NetworkConfig.preset("standard")),
+        "vgg_weights": dataclasses.replace(config, vgg_weights="random:1"),
+    }
+    for label, changed in changes.items():
+        with pytest.raises(StylecastError, match=f"different {label}") as info:
+            check_resume(_run(snapshot, resume="last"), "last", changed)
+        assert "--allow-config-change" in str(info.value)
+        check_resume(_run(snapshot, resume="last", allow_config_change=True), "last", changed)
+    # The same settings with more steps, another learning rate or batch size are fine.
+    check_resume(_run(snapshot, resume="last"), "last", dataclasses.replace(config, lr=5e-4))

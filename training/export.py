@@ -34,6 +34,7 @@ from stylecast.serving.model_card import (
     ModelCard,
     VersionInfo,
     read_card,
+    style_file,
     version_numbers,
     write_card,
     write_version_info,
@@ -244,7 +245,8 @@ def export_model(
         card = _card(
             name, trained.record, description or (previous.description if previous else "")
         )
-        version = _publish(models_root, model_dir, staging, staged_version, card)
+        style_source = Path(trained.record.train["style_image"])
+        version = _publish(models_root, model_dir, staging, staged_version, card, style_source)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     published = read_card(model_dir)
@@ -294,7 +296,12 @@ def _card(name: str, record: RunRecord, description: str) -> ModelCard:
 
 
 def _publish(
-    models_root: Path, model_dir: Path, staging: Path, staged_version: Path, card: ModelCard
+    models_root: Path,
+    model_dir: Path,
+    staging: Path,
+    staged_version: Path,
+    card: ModelCard,
+    style_source: Path,
 ) -> int:
     """Publish a staged version; returns its number. A new model appears whole (card,
     Triton config and version 1 in one rename); an existing one gets the next version
@@ -303,6 +310,7 @@ def _publish(
         os.rename(staged_version, staging / "1")
         write_card(staging, card)
         write_triton_config(staging, card.name)
+        _copy_style(style_source, staging, card)
         try:
             os.rename(staging, model_dir)
             return 1
@@ -313,4 +321,15 @@ def _publish(
     version = _publish_version(model_dir, staged_version)
     write_card(model_dir, card)
     write_triton_config(model_dir, card.name)
+    _copy_style(style_source, model_dir, card)
     return version
+
+
+def _copy_style(source: Path, model_dir: Path, card: ModelCard) -> None:
+    """Keep the style image with the model (validation reads it from there)."""
+    if not source.is_file():
+        return  # already warned about by the thumbnail
+    target = style_file(model_dir, card)
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, target)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal, cast, get_args
+from typing import Any, Literal, cast, get_args
 
 import lightning as L
 import torch
@@ -23,7 +25,8 @@ from .config import TrainConfig, require_positive, to_dict
 from .data import ContentImages, scan_content
 from .images import load_image
 from .module import StyleTransferModule
-from .run_folder import TENSORBOARD, RunFolder
+from .run_folder import TENSORBOARD, RunFolder, RunRecord, read_trained
+from .vgg_weights import VggWeights
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,7 @@ class RunOptions:
     sample_every: int = 500
     checkpoint_every: int = 500
     resume: str | None = None  # a checkpoint path, or "last": the newest checkpoint in OUT
+    allow_config_change: bool = False  # resume even if style, loss, network or VGG differ
     command: str = ""  # the command line that started the run, recorded for model cards
 
     def __post_init__(self) -> None:
@@ -94,6 +98,61 @@ class RunOptions:
         if not Path(self.resume).is_file():
             raise StylecastError(f"checkpoint to resume from not found: {self.resume}")
         return self.resume
+
+
+# What a resumed run must share with its checkpoint; the rest (steps, lr, batch size,
+# image size, devices) may change between the parts of a run.
+RESUME_MUST_MATCH = ("network", "loss", "vgg_weights")
+
+
+def resume_mismatches(recorded: RunRecord, config: TrainConfig, style_sha256: str) -> list[str]:
+    """How ``config`` differs from the run a checkpoint recorded, in the terms that make
+    the result a different model (empty: compatible)."""
+    current = _as_json(to_dict(config))
+    recorded_train = _as_json(recorded.train)
+    problems = []
+    if recorded.style_sha256 != style_sha256:
+        problems.append(
+            f"style image (SHA-256 {recorded.style_sha256[:12]}… in the checkpoint, "
+            f"{style_sha256[:12]}… now)"
+        )
+    for key in RESUME_MUST_MATCH:
+        before, now = recorded_train.get(key), current[key]
+        if key == "vgg_weights" and isinstance(before, str):
+            same = VggWeights.parse(before) == VggWeights.parse(now)
+        else:
+            same = before == now
+        if not same:
+            problems.append(
+                f"{key} ({json.dumps(before)} in the checkpoint, {json.dumps(now)} now)"
+            )
+    return problems
+
+
+def _as_json(value: Any) -> Any:
+    """``value`` as JSON would store it (tuples become lists), for comparisons."""
+    return json.loads(json.dumps(value))
+
+
+def check_resume(run: RunOptions, resume: str | None, config: TrainConfig) -> None:
+    """Refuse to resume a checkpoint trained for another style, loss, network or loss
+    network, unless ``run.allow_config_change``: config.json would describe one model while
+    the weights hold another."""
+    if resume is None or run.allow_config_change:
+        return
+    path = Path(resume) if resume != "last" else max(run.folder.checkpoints(), key=_mtime)
+    style_sha = hashlib.sha256(Path(config.style_image).read_bytes()).hexdigest()
+    problems = resume_mismatches(read_trained(path).record, config, style_sha)
+    if problems:
+        raise StylecastError(
+            f"--resume {resume}: {path.name} was trained with a different "
+            f"{'; '.join(problems)}. Start a new --out, or pass --allow-config-change to "
+            "resume anyway"
+        )
+
+
+def _mtime(path: Path) -> float:
+    return path.stat().st_mtime
 
 
 def _sample_batch(files: list[Path], size: int) -> torch.Tensor:
@@ -166,6 +225,9 @@ def run_training(config: TrainConfig, run: RunOptions) -> TrainingOutcome:
     for pattern in QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
     resume = run.resume_path()
+    if not Path(config.style_image).is_file():
+        raise StylecastError(f"style image not found: {config.style_image}")
+    check_resume(run, resume, config)
     files = scan_content(config.content_dir)
     if len(files) < config.batch_size:
         log.warning(

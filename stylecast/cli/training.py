@@ -46,6 +46,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
         sample_every=args.sample_every,
         checkpoint_every=args.checkpoint_every,
         resume=args.resume,
+        allow_config_change=args.allow_config_change,
         command=_command_line(),
     )
     outcome = run_training(config, run)
@@ -129,6 +130,11 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--width", type=positive_int, help="base channel count (overrides preset)")
     p.add_argument("--residual-blocks", type=int, help="residual block count (overrides preset)")
     p.add_argument("--resume", help="checkpoint to continue from, or 'last' (newest in --out)")
+    p.add_argument(
+        "--allow-config-change",
+        action="store_true",
+        help="resume even if the style, loss, network or VGG weights differ from the checkpoint",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--precision", default="32", help="32 | bf16-mixed | 16-mixed")
     p.add_argument("--accelerator", default="auto", help="auto | cpu | gpu | …")
