@@ -70,7 +70,7 @@ class StepTimer(L.Callback):
 def bench_training(args: argparse.Namespace) -> tuple[float, list[float], str]:
     config = TrainConfig(
         style_image=str(STYLE),
-        content_dir=str(CONTENT_DIR),
+        content_dirs=(str(CONTENT_DIR),),
         image_size=args.size,
         batch_size=args.batch_size,
         vgg_weights=VGG,

@@ -27,7 +27,7 @@ def make_run(
     from stylecast.training.run_folder import RunFolder, RunRecord
 
     config = TrainConfig(
-        style_image=str(style), content_dir=str(style.parent), image_size=image_size,
+        style_image=str(style), content_dirs=(str(style.parent),), image_size=image_size,
         vgg_weights="random:0", network=NetworkConfig.preset("lite"), loss=loss or LossConfig(),
     )  # fmt: skip
     torch.manual_seed(seed)

@@ -14,11 +14,12 @@ import torch
 
 from stylecast.errors import Interrupted, StylecastError
 from stylecast.training.config import NetworkConfig, TrainConfig, train_from_dict
+from stylecast.training.data import hold_out
 from stylecast.training.images import save_image
 from stylecast.training.losses import PerceptualLoss
 from stylecast.training.module import StyleTransferModule
 from stylecast.training.network import TransformNet
-from stylecast.training.train import RunOptions, check_resume, run_training
+from stylecast.training.train import RunOptions, build_trainer, check_resume, run_training
 
 SIZE = 64
 STEPS = 8
@@ -27,7 +28,7 @@ STEPS = 8
 def _config(style_image: Path, content_dir: Path, loss_config) -> TrainConfig:
     return TrainConfig(
         style_image=str(style_image),
-        content_dir=str(content_dir),
+        content_dirs=(str(content_dir),),
         image_size=SIZE,
         batch_size=2,
         lr=1e-3,
@@ -46,6 +47,7 @@ def _run(out: Path, **overrides) -> RunOptions:
         "log_every": 1,
         "sample_every": 0,
         "checkpoint_every": 4,
+        "val_every": 4,
         **overrides,
     }
     return RunOptions(**options)
@@ -256,7 +258,7 @@ def test_run_options_reject_bad_values(tmp_path, kwargs) -> None:
 @pytest.mark.parametrize("kwargs", [{"image_size": 0}, {"batch_size": -1}, {"lr": 0.0}])
 def test_train_config_rejects_bad_values(kwargs) -> None:
     with pytest.raises(StylecastError):
-        TrainConfig(style_image="s.jpg", content_dir="c", **kwargs)
+        TrainConfig(style_image="s.jpg", content_dirs=("c",), **kwargs)
 
 
 def test_resume_with_another_style_or_loss_is_refused(training_run, style_images) -> None:
@@ -280,3 +282,52 @@ def test_resume_with_another_style_or_loss_is_refused(training_run, style_images
         check_resume(_run(snapshot, resume="last", allow_config_change=True), "last", changed)
     # The same settings with more steps, another learning rate or batch size are fine.
     check_resume(_run(snapshot, resume="last"), "last", dataclasses.replace(config, lr=5e-4))
+
+
+def test_validation_on_held_aside_images_chooses_the_best_checkpoint(trained) -> None:
+    """The run holds one of its four content images aside, validates every 4 steps, logs
+    each validation term, and keeps the checkpoint with the lowest validation loss."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _, out = trained
+    scalars: dict[str, list[tuple[int, float]]] = {}
+    for events in (out / "tensorboard").rglob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        for tag in accumulator.Tags()["scalars"]:
+            scalars.setdefault(tag, []).extend((e.step, e.value) for e in accumulator.Scalars(tag))
+    assert {"val/loss", "val/content", "val/style", "val/tv"} <= set(scalars)
+    val = dict(scalars["val/loss"])
+    assert sorted(val) == [3, 7]  # after steps 4 and 8 (TensorBoard counts from 0)
+    (best,) = (out / "checkpoints").glob("best-step*.ckpt")
+    state = _checkpoint(best)
+    (monitor,) = [v for k, v in state["callbacks"].items() if "val/loss" in k]
+    assert monitor["best_model_score"].item() == pytest.approx(min(val.values()), rel=1e-5)
+    assert state["global_step"] == {3: 4, 7: 8}[min(val, key=val.get)]
+    recorded = json.loads((out / "config.json").read_text())["final_losses"]
+    assert recorded["val_loss"] == pytest.approx(val[7], rel=1e-5)
+
+
+def test_hold_out_is_deterministic_by_name_and_stable_when_files_are_added() -> None:
+    files = [Path(f"/data/img_{i:03d}.jpg") for i in range(200)]
+    train, held = hold_out(files, 0.1)
+    assert 8 <= len(held) <= 35 and not set(train) & set(held)
+    assert sorted(train + held) == sorted(files)
+    assert hold_out(list(reversed(files)), 0.1)[1] == list(reversed(held))  # order-free
+    more = [*files, *(Path(f"/other/new_{i}.png") for i in range(100))]
+    more_train, more_held = hold_out(more, 0.1)
+    assert set(held) <= set(more_held) and set(train) <= set(more_train)
+    assert hold_out(files[:1], 0.5) == (files[:1], [])
+    assert len(hold_out(files[:2], 0.01)[1]) == 1 and len(hold_out(files[:2], 0.99)[0]) == 1
+    assert hold_out(files, 0.0) == (files, [])
+
+
+def test_early_stopping_is_wired_only_with_validation(tmp_path) -> None:
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    samples = torch.zeros(1, 3, 8, 8)
+    trainer = build_trainer(_run(tmp_path / "a", early_stop=3), samples, validate=True)
+    (stopper,) = [c for c in trainer.callbacks if isinstance(c, EarlyStopping)]
+    assert stopper.patience == 3 and stopper.monitor == "val/loss"
+    trainer = build_trainer(_run(tmp_path / "b", early_stop=3), samples, validate=False)
+    assert not [c for c in trainer.callbacks if isinstance(c, EarlyStopping)]

@@ -80,9 +80,10 @@ class RunArtifacts(L.Callback):
         record = self._record(pl_module)
         record.steps = trainer.global_step
         # Full precision: style terms of order 1e-6 must not round to 0.
+        # train/x → x (the last training batch), val/x → val_x (the last validation).
         record.final_losses = {
-            k.removeprefix("train/"): float(v)
+            k.removeprefix("train/").replace("val/", "val_"): float(v)
             for k, v in trainer.callback_metrics.items()
-            if k.startswith("train/")
+            if k.startswith(("train/", "val/"))
         }
         self.folder.write_record(record)

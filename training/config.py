@@ -101,7 +101,7 @@ class TrainConfig:
     """Everything `stylecast train` needs besides devices, precision and logging cadence."""
 
     style_image: str
-    content_dir: str
+    content_dirs: tuple[str, ...]  # one or more folders of content images (recursive)
     image_size: int = 256
     style_size: int | None = None  # longer side of the style image; None: image_size
     batch_size: int = 4
@@ -110,8 +110,22 @@ class TrainConfig:
     seed: int = 0
     network: NetworkConfig = field(default_factory=NetworkConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    # Validation: images held aside from training. ``val_dir`` names a folder of them;
+    # otherwise ``val_fraction`` of the content images are held aside (0: no validation).
+    val_dir: str | None = None
+    val_fraction: float = 0.1
+    crop_scale_min: float = 0.3  # random crops cover this much of an image's area, up to all
 
     def __post_init__(self) -> None:
+        if isinstance(self.content_dirs, str):  # one folder given as a plain string
+            object.__setattr__(self, "content_dirs", (self.content_dirs,))
+        object.__setattr__(self, "content_dirs", tuple(self.content_dirs))
+        if not self.content_dirs:
+            raise StylecastError("at least one content folder is needed")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise StylecastError(f"validation fraction must be in [0, 1) (got {self.val_fraction})")
+        if not 0.0 < self.crop_scale_min <= 1.0:
+            raise StylecastError(f"crop scale must be in (0, 1] (got {self.crop_scale_min})")
         require_positive("image size", self.image_size)
         require_positive("batch size", self.batch_size)
         VggWeights.parse(self.vgg_weights)  # a malformed spec fails before any work
@@ -140,6 +154,8 @@ def loss_from_dict(data: dict[str, Any]) -> LossConfig:
 
 def train_from_dict(data: dict[str, Any]) -> TrainConfig:
     data = dict(data)
+    if "content_dir" in data:  # runs recorded before several content folders were allowed
+        data["content_dirs"] = (data.pop("content_dir"),)
     data["network"] = network_from_dict(data.get("network", {}))
     data["loss"] = loss_from_dict(data.get("loss", {}))
     return TrainConfig(**data)

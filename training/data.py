@@ -1,7 +1,9 @@
-"""Content images for training: a recursive folder scan that skips bad files, and random crops."""
+"""Content images for training: folder scans that skip bad files, the held-aside validation
+split, random multi-scale crops for training and centre crops for validation."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,18 +48,49 @@ def scan_content(folder: str | Path, min_side: int = MIN_CONTENT_SIDE) -> list[P
     return usable
 
 
+def scan_folders(folders: Sequence[str | Path], min_side: int = MIN_CONTENT_SIDE) -> list[Path]:
+    """``scan_content`` over several folders, in order, without duplicates."""
+    files: dict[Path, None] = {}
+    for folder in folders:
+        files.update(dict.fromkeys(scan_content(folder, min_side)))
+    return list(files)
+
+
+def hold_out(files: Sequence[Path], fraction: float) -> tuple[list[Path], list[Path]]:
+    """Split ``files`` into (training, held-aside validation) files.
+
+    A file is held aside when the hash of its name falls in the lowest ``fraction`` of the
+    hash range, so the choice is the same on every run, rank and machine, and adding files
+    never moves the others between the sets. With two or more files and ``fraction`` > 0, at
+    least one is held aside and at least one kept for training."""
+    if fraction <= 0 or len(files) < 2:
+        return list(files), []
+
+    def position(path: Path) -> float:
+        return int(hashlib.sha256(path.name.encode()).hexdigest()[:12], 16) / 16**12
+
+    held = {f for f in files if position(f) < fraction}
+    if not held:
+        held = {min(files, key=position)}
+    if len(held) == len(files):
+        held.discard(max(files, key=position))
+    return [f for f in files if f not in held], [f for f in files if f in held]
+
+
 class ContentImages(Dataset):
-    """Random-resized square crops of content images, as float [3, size, size] in [0, 1].
+    """Random-resized square crops of content images, as float [3, size, size] in [0, 1]:
+    each crop covers between ``scale_min`` and all of an image's area, so the network sees
+    content at many scales.
 
     A file that fails to decode later (truncated after the scan) is replaced by the next one,
     so a bad file never stops an epoch.
     """
 
-    def __init__(self, files: Sequence[Path], size: int) -> None:
+    def __init__(self, files: Sequence[Path], size: int, scale_min: float = 0.3) -> None:
         self.files = list(files)
         self.transform = v2.Compose(
             [
-                v2.RandomResizedCrop(size, scale=(0.3, 1.0), antialias=True),
+                v2.RandomResizedCrop(size, scale=(scale_min, 1.0), antialias=True),
                 v2.RandomHorizontalFlip(),
             ]
         )
@@ -73,3 +106,18 @@ class ContentImages(Dataset):
             except StylecastError:
                 log.warning("skipping unreadable content image %s", path)
         raise StylecastError("no content image could be decoded")
+
+
+class ValidationImages(Dataset):
+    """Held-aside images as deterministic centre crops, float [3, size, size] in [0, 1]."""
+
+    def __init__(self, files: Sequence[Path], size: int) -> None:
+        self.files = list(files)
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        image = v2.functional.resize(load_image(self.files[index]), self.size, antialias=True)
+        return v2.functional.center_crop(image, [self.size, self.size])  # shorter side = size

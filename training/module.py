@@ -50,11 +50,24 @@ class StyleTransferModule(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)
 
+    def _terms(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.criterion(self.network(batch), self.criterion.content_targets(batch))
+
+    def _log_terms(self, stage: str, terms: dict[str, torch.Tensor]) -> None:
+        # sync_dist: under DDP the figures (and the checkpoint chosen by them) are the mean
+        # over every rank's batch, not rank zero's alone.
+        self.log(f"{stage}/loss", terms["total"], prog_bar=True, sync_dist=True)
+        named = {f"{stage}/{name}": value for name, value in terms.items() if name != "total"}
+        self.log_dict(named, sync_dist=True)
+
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
-        terms = self.criterion(self.network(batch), self.criterion.content_targets(batch))
-        self.log("train/loss", terms["total"], prog_bar=True)
-        self.log_dict({f"train/{name}": value for name, value in terms.items() if name != "total"})
+        terms = self._terms(batch)
+        self._log_terms("train", terms)
         return terms["total"]
+
+    def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        """Loss terms on held-aside images (averaged over the validation set by Lightning)."""
+        self._log_terms("val", self._terms(batch))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.network.parameters(), lr=self.cfg.lr)

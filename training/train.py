@@ -13,7 +13,7 @@ from typing import Any, Literal, cast, get_args
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, OnExceptionCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader
 from torchvision.transforms.v2 import functional as TF
@@ -22,7 +22,7 @@ from stylecast.errors import Interrupted, StylecastError
 
 from .callbacks import RunArtifacts, SampleImages
 from .config import TrainConfig, require_positive, to_dict
-from .data import ContentImages, scan_content
+from .data import ContentImages, ValidationImages, hold_out, scan_content, scan_folders
 from .images import load_image
 from .module import StyleTransferModule
 from .run_folder import TENSORBOARD, RunFolder, RunRecord, read_trained
@@ -51,6 +51,8 @@ class RunOptions:
     log_every: int = 10
     sample_every: int = 500
     checkpoint_every: int = 500
+    val_every: int = 500  # steps between validations (held-aside images), also at the end
+    early_stop: int = 0  # stop after this many validations without improvement (0: never)
     resume: str | None = None  # a checkpoint path, or "last": the newest checkpoint in OUT
     allow_config_change: bool = False  # resume even if style, loss, network or VGG differ
     command: str = ""  # the command line that started the run, recorded for model cards
@@ -65,11 +67,14 @@ class RunOptions:
         for label, value in (
             ("log interval", self.log_every),
             ("checkpoint interval", self.checkpoint_every),
+            ("validation interval", self.val_every),
             ("num nodes", self.num_nodes),
         ):
             require_positive(label, value)
         if self.workers < 0:
             raise StylecastError(f"workers must be >= 0 (got {self.workers})")
+        if self.early_stop < 0:
+            raise StylecastError(f"early-stop patience must be >= 0 (got {self.early_stop})")
 
     @property
     def folder(self) -> RunFolder:
@@ -164,17 +169,24 @@ def _devices(value: str) -> int | str:
     return int(value) if value.isdigit() else value
 
 
-def build_trainer(run: RunOptions, samples: torch.Tensor) -> L.Trainer:
-    """A Trainer with progress bar, TensorBoard, last/best and on-interrupt checkpoints."""
+def build_trainer(run: RunOptions, samples: torch.Tensor, validate: bool) -> L.Trainer:
+    """A Trainer with progress bar, TensorBoard, last/best and on-interrupt checkpoints.
+
+    last.ckpt follows ``run.checkpoint_every``. With held-aside images (``validate``)
+    validation runs every ``run.val_every`` steps (and at least once), the best checkpoint is
+    the one with the lowest validation loss, and ``run.early_stop`` may end training early;
+    without them the best is by training loss."""
     out = Path(run.out)
-    callbacks = [
+    callbacks: list[L.Callback] = [
+        # last.ckpt every checkpoint_every steps, and the best by training loss when there is
+        # no validation.
         ModelCheckpoint(
             dirpath=run.checkpoint_dir,
             filename="best-step{step:06d}",
             auto_insert_metric_name=False,
-            monitor="train/loss",
+            monitor=None if validate else "train/loss",
             mode="min",
-            save_top_k=1,
+            save_top_k=0 if validate else 1,
             save_last=True,
             every_n_train_steps=run.checkpoint_every,
         ),
@@ -184,6 +196,21 @@ def build_trainer(run: RunOptions, samples: torch.Tensor) -> L.Trainer:
         SampleImages(samples, run.folder.samples_dir, run.sample_every),
         RunArtifacts(run.folder, asdict(run)),
     ]
+    if validate:
+        # The best by validation loss, saved right after the validation that scored it.
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=run.checkpoint_dir,
+                filename="best-step{step:06d}",
+                auto_insert_metric_name=False,
+                monitor="val/loss",
+                mode="min",
+                save_top_k=1,
+            )
+        )
+    if validate and run.early_stop:
+        callbacks.append(EarlyStopping(monitor="val/loss", mode="min", patience=run.early_stop))
+    val_every = run.val_every if run.max_steps == -1 else min(run.val_every, run.max_steps)
     return L.Trainer(
         default_root_dir=out,
         max_steps=run.max_steps,
@@ -197,6 +224,10 @@ def build_trainer(run: RunOptions, samples: torch.Tensor) -> L.Trainer:
         callbacks=callbacks,
         log_every_n_steps=run.log_every,
         enable_model_summary=False,
+        val_check_interval=val_every if validate else None,
+        check_val_every_n_epoch=None,
+        limit_val_batches=1.0 if validate else 0,
+        num_sanity_val_steps=0,
     )
 
 
@@ -228,7 +259,23 @@ def run_training(config: TrainConfig, run: RunOptions) -> TrainingOutcome:
     if not Path(config.style_image).is_file():
         raise StylecastError(f"style image not found: {config.style_image}")
     check_resume(run, resume, config)
-    files = scan_content(config.content_dir)
+    files = scan_folders(config.content_dirs)
+    if config.val_dir is not None:
+        val_files = scan_content(config.val_dir)
+        held = set(val_files)
+        files = [f for f in files if f not in held]
+    else:
+        files, val_files = hold_out(files, config.val_fraction)
+    if not files:
+        raise StylecastError("no content images left for training after holding some aside")
+    log.info(
+        "%d content image(s) for training, %d held aside for validation%s",
+        len(files),
+        len(val_files),
+        f" ({', '.join(p.name for p in val_files[:4])}{'…' if len(val_files) > 4 else ''})"
+        if val_files
+        else "",
+    )
     if len(files) < config.batch_size:
         log.warning(
             "only %d content image(s) for batch size %d: batches repeat images",
@@ -239,16 +286,27 @@ def run_training(config: TrainConfig, run: RunOptions) -> TrainingOutcome:
     L.seed_everything(config.seed, workers=True, verbose=False)
     module = StyleTransferModule(to_dict(config))
     loader = DataLoader(
-        ContentImages(files, config.image_size),
+        ContentImages(files, config.image_size, config.crop_scale_min),
         batch_size=config.batch_size,
         shuffle=True,
         drop_last=True,
         num_workers=run.workers,
         persistent_workers=run.workers > 0,
     )
-    trainer = build_trainer(run, _sample_batch(files, config.image_size))
+    val_loader = (
+        DataLoader(
+            ValidationImages(val_files, config.image_size),
+            batch_size=config.batch_size,
+            num_workers=run.workers,
+            persistent_workers=run.workers > 0,
+        )
+        if val_files
+        else None
+    )
+    samples = _sample_batch(val_files or files, config.image_size)
+    trainer = build_trainer(run, samples, validate=val_loader is not None)
     with contextlib.suppress(SystemExit):  # Lightning's exit on Ctrl-C/SIGTERM, after saving
-        trainer.fit(module, loader, ckpt_path=resume)
+        trainer.fit(module, loader, val_loader, ckpt_path=resume)
     if trainer.interrupted:
         raise Interrupted(
             f"training interrupted at step {trainer.global_step}; state saved in "

@@ -22,7 +22,10 @@ def _cmd_train(args: argparse.Namespace) -> None:
         )
     config = TrainConfig(
         style_image=args.style,
-        content_dir=args.content_dir,
+        content_dirs=tuple(args.content_dir),
+        val_dir=args.val_dir,
+        val_fraction=args.val_fraction,
+        crop_scale_min=args.crop_scale_min,
         image_size=args.image_size,
         style_size=args.style_size,
         batch_size=args.batch_size,
@@ -45,6 +48,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
         log_every=args.log_every,
         sample_every=args.sample_every,
         checkpoint_every=args.checkpoint_every,
+        val_every=args.val_every,
+        early_stop=args.early_stop,
         resume=args.resume,
         allow_config_change=args.allow_config_change,
         command=_command_line(),
@@ -118,7 +123,12 @@ def _command_line() -> str:
 def _add_train(sub: Any) -> None:
     p = sub.add_parser("train", help="train a feed-forward style network (Lightning)")
     p.add_argument("--style", required=True, help="style image (JPEG, PNG or WebP)")
-    p.add_argument("--content-dir", required=True, help="folder of content images (recursive)")
+    p.add_argument(
+        "--content-dir",
+        required=True,
+        action="append",
+        help="folder of content images (recursive); repeat for several folders",
+    )
     p.add_argument("--out", required=True, help="run folder: checkpoints, logs, samples, weights")
     p.add_argument("--image-size", type=positive_int, default=256, help="training crop size")
     p.add_argument("--style-size", type=positive_int, help="style image longer side")
@@ -144,7 +154,32 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--workers", type=int, default=0, help="data-loading worker processes")
     p.add_argument("--log-every", type=positive_int, default=10, help="steps between logs")
     p.add_argument("--sample-every", type=int, default=500, help="steps between samples (0: off)")
-    p.add_argument("--checkpoint-every", type=positive_int, default=500)
+    p.add_argument(
+        "--checkpoint-every",
+        type=positive_int,
+        default=500,
+        help="steps between last.ckpt saves (the best is saved when it is found)",
+    )
+    val = p.add_argument_group(
+        "validation (held-aside images; the best checkpoint is chosen by them)"
+    )
+    val.add_argument("--val-dir", help="folder of validation images (default: hold some aside)")
+    val.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="share of the content held aside when there is no --val-dir (0: no validation)",
+    )
+    val.add_argument("--val-every", type=positive_int, default=500, help="steps between runs")
+    val.add_argument(
+        "--early-stop", type=int, default=0, help="stop after N validations without progress"
+    )
+    p.add_argument(
+        "--crop-scale-min",
+        type=float,
+        default=0.3,
+        help="random crops cover between this share of an image's area and all of it",
+    )
     p.add_argument(
         "--export-name", help="model name of the export at the end (default: OUT's name)"
     )
