@@ -370,3 +370,27 @@ def test_train_exports_into_the_run_folder_unless_told(train_args, tmp_path, cap
     assert out.strip().splitlines()[-1] == f"exported mine v1: {model}"
     card = json.loads((run / "models" / "mine" / "model.json").read_text())
     assert card["testing_only"] is True and card["vgg_weights"] == "random:0"
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_trains_and_exports_once(tmp_path, content_dir, style_image):
+    """`--devices 2 --strategy ddp` on the CPU (gloo): both ranks train, only global rank zero
+    reports and exports, so the model gets exactly one version (rank 1 used to crash
+    renaming into the version folder rank 0 had just created)."""
+    models = tmp_path / "models"
+    argv = [
+        *stylecast_command(), "train",
+        "--style", str(style_image), "--content-dir", str(content_dir),
+        "--out", str(tmp_path / "run"), "--image-size", "32", "--batch-size", "2",
+        "--max-steps", "3", "--network", "lite", "--sample-every", "0",
+        "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp",
+        "--models-dir", str(models), "--export-name", "ddp", *RANDOM_LOSS,
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "Traceback" not in output
+    assert [p.name for p in (models / "ddp").iterdir() if p.name.isdigit()] == ["1"]
+    assert result.stdout.count("exported ddp v1") == 1
+    assert result.stdout.strip().splitlines()[-1] == f"exported ddp v1: {models}/ddp/1/model.onnx"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import shutil
 import signal
 from pathlib import Path
@@ -331,3 +332,15 @@ def test_early_stopping_is_wired_only_with_validation(tmp_path) -> None:
     assert stopper.patience == 3 and stopper.monitor == "val/loss"
     trainer = build_trainer(_run(tmp_path / "b", early_stop=3), samples, validate=False)
     assert not [c for c in trainer.callbacks if isinstance(c, EarlyStopping)]
+
+
+def test_loader_settings_use_processes_and_pinned_memory_only_for_gpus(tmp_path, monkeypatch):
+    from stylecast.training.train import loader_settings
+
+    cpu = loader_settings(_run(tmp_path, accelerator="cpu"))
+    assert (cpu.workers, cpu.pin_memory) == (0, False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(16)), raising=False)
+    gpu = loader_settings(_run(tmp_path, accelerator="gpu", devices="2"))
+    assert (gpu.workers, gpu.pin_memory) == (8, True)
+    assert loader_settings(_run(tmp_path, accelerator="gpu", devices="0,1,2,3")).workers == 4
+    assert loader_settings(_run(tmp_path, accelerator="gpu", workers=3)).workers == 3

@@ -69,6 +69,11 @@ class StyleTransferModule(L.LightningModule):
         """Loss terms on held-aside images (averaged over the validation set by Lightning)."""
         self._log_terms("val", self._terms(batch))
 
+    def on_train_start(self) -> None:
+        # Every rank starts from the same seed (same initial weights); from here on each rank
+        # draws its own crops and flips, or all ranks would augment in lockstep.
+        torch.manual_seed(self.cfg.seed + 7919 * self.global_rank)
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.network.parameters(), lr=self.cfg.lr)
 

@@ -151,7 +151,12 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--devices", default="auto", help="auto, a count, or a list such as 0,1")
     p.add_argument("--strategy", default="auto", help="auto | ddp | fsdp | … (Lightning)")
     p.add_argument("--num-nodes", type=positive_int, default=1)
-    p.add_argument("--workers", type=int, default=0, help="data-loading worker processes")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="data-loading processes per device (default: 0 on the CPU; on GPUs the cores "
+        "per device, at most 8)",
+    )
     p.add_argument("--log-every", type=positive_int, default=10, help="steps between logs")
     p.add_argument("--sample-every", type=int, default=500, help="steps between samples (0: off)")
     p.add_argument(
