@@ -394,3 +394,21 @@ def test_ddp_on_two_cpu_processes_trains_and_exports_once(tmp_path, content_dir,
     assert [p.name for p in (models / "ddp").iterdir() if p.name.isdigit()] == ["1"]
     assert result.stdout.count("exported ddp v1") == 1
     assert result.stdout.strip().splitlines()[-1] == f"exported ddp v1: {models}/ddp/1/model.onnx"
+
+
+@pytest.mark.parametrize(
+    "device, fragment", [("cuda:7", "CUDA GPU"), ("mps", "only cpu and cuda"), ("c:p:u", "bad")]
+)
+def test_iterate_device_that_is_not_here_is_a_user_error(iterate_args, capsys, device, fragment):
+    if device == "cuda:7" and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has eight GPUs")
+    code, _, err = run_cli([*iterate_args, "--device", device], capsys)
+    assert_stylecast_error(code, err, "iterate", fragment)
+
+
+def test_iterate_reports_its_device_and_best_step(iterate_args, tmp_path, capsys) -> None:
+    code, out, err = run_cli([*iterate_args, "--device", "cpu", "--steps", "3"], capsys)
+    assert code == 0, err
+    assert "on cpu" in out and "best of 3 steps" in out
+    report = json.loads((tmp_path / "out.json").read_text())
+    assert report["device"] == "cpu" and 0 <= report["best_step"] <= 3

@@ -4,6 +4,7 @@ with the same PerceptualLoss as training."""
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,13 +17,16 @@ from tqdm.auto import tqdm
 from stylecast.errors import StylecastError
 
 from .config import LossConfig, require_positive, to_dict
+from .devices import pick_device
 from .images import load_image, save_image
 from .losses import PerceptualLoss
 from .vgg import load_loss_network
 
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise")
-DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
+DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.1}  # Adam's is in latent (logit) units
+LATENT_EPS = 1.0 / 1024  # pixels at exactly 0 or 1 would need an infinite latent
+LINE_SEARCH_EVALS = 8  # loss evaluations one L-BFGS step's line search may spend
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,8 @@ class IterateResult:
     steps: int
     seconds: float
     vgg_weights: str
+    best_step: int = 0  # the step after which ``image`` was reached (0: the starting image)
+    evaluations: int = 0  # loss + gradient evaluations (line searches take more than one)
 
     def summary(self, config: IterateConfig) -> dict[str, Any]:
         return {
@@ -66,10 +72,17 @@ class IterateResult:
             "steps": self.steps,
             "seconds": round(self.seconds, 3),
             "ms_per_step": round(1000 * self.seconds / max(self.steps, 1), 1),
+            "best_step": self.best_step,
+            "evaluations": self.evaluations,
             "vgg_weights": self.vgg_weights,
             "config": to_dict(config),
             "history": self.history,
         }
+
+
+def pixels_to_latent(image: torch.Tensor) -> torch.Tensor:
+    """The unconstrained variable whose sigmoid is ``image`` (pixels kept off 0 and 1)."""
+    return torch.logit(image.clamp(LATENT_EPS, 1 - LATENT_EPS))
 
 
 def stylise_iteratively(
@@ -79,68 +92,97 @@ def stylise_iteratively(
     progress: bool = True,
     on_step: Callable[[int, float], None] | None = None,
 ) -> IterateResult:
-    """Optimise an image ([3, H, W] content in [0, 1]) under ``criterion``; returns the result."""
+    """Optimise an image ([3, H, W] content in [0, 1]) under ``criterion``; returns the best
+    image reached (lowest total loss), the step that reached it and the loss after each step.
+
+    The optimiser works on an unconstrained latent whose sigmoid is the image, so every
+    iterate is a valid image without clamping (clamping outside L-BFGS invalidated its
+    curvature pairs and made late steps diverge), and L-BFGS takes strong-Wolfe line-search
+    steps, so the loss does not rise from step to step. Each loss is computed once: the
+    value at the start of step k+1 is the loss after step k."""
     content = content.unsqueeze(0)
+    device = content.device
     targets = criterion.content_targets(content)
     generator = torch.Generator().manual_seed(config.seed)
     start = (
         content.clone()
         if config.init == "content"
-        else torch.rand(content.shape, generator=generator)
+        else torch.rand(content.shape, generator=generator).to(device)
     )
-    image = start.requires_grad_(True)
+    latent = pixels_to_latent(start).requires_grad_(True)
     lr = config.lr or DEFAULT_LR[config.optimizer]
+    optimizer: torch.optim.Optimizer
     if config.optimizer == "lbfgs":
-        optimizer: torch.optim.Optimizer = torch.optim.LBFGS(
-            [image], lr=lr, max_iter=1, history_size=50
-        )
+        optimizer = torch.optim.LBFGS(
+            [latent], lr=lr, max_iter=1, max_eval=LINE_SEARCH_EVALS, history_size=50,
+            line_search_fn="strong_wolfe",
+        )  # fmt: skip
     else:
-        optimizer = torch.optim.Adam([image], lr=lr)
+        optimizer = torch.optim.Adam([latent], lr=lr)
+    evaluations = 0
 
     def closure() -> float:
+        nonlocal evaluations
         optimizer.zero_grad()
-        total = criterion(image, targets)["total"]
+        total = criterion(torch.sigmoid(latent), targets)["total"]
         total.backward()
+        evaluations += 1
         return float(total)
 
-    history: list[float] = []
-    began = time.perf_counter()
-    bar = tqdm(range(config.steps), desc="iterate", unit="step", disable=not progress)
-    for step in bar:
-        optimizer.step(closure)
+    def loss_now() -> float:
         with torch.no_grad():
-            image.clamp_(0, 1)
-            total = float(criterion(image, targets)["total"])
-        if not torch.isfinite(torch.tensor(total)):
-            raise StylecastError(f"loss became {total} at step {step + 1}; lower --lr")
+            return float(criterion(torch.sigmoid(latent), targets)["total"])
+
+    history: list[float] = []  # history[k]: the loss after step k + 1
+    best_loss, best_step, best_latent = math.inf, 0, latent.detach().clone()
+    began = time.perf_counter()
+    bar = tqdm(range(config.steps + 1), desc="iterate", unit="step", disable=not progress)
+    for step in bar:  # iteration k evaluates iterate k (k = 0: the start), then steps
+        before = latent.detach().clone()
+        total = optimizer.step(closure) if step < config.steps else loss_now()
+        if not math.isfinite(total):
+            raise StylecastError(f"loss became {total} at step {step}; lower --lr")
+        if total < best_loss:
+            best_loss, best_step, best_latent = total, step, before
+        if step == 0:
+            continue
         history.append(total)
         bar.set_postfix(loss=f"{total:.4g}")
         if on_step is not None:
-            on_step(step + 1, total)
+            on_step(step, total)
     seconds = time.perf_counter() - began
+    image = torch.sigmoid(best_latent)
     with torch.no_grad():
         final = {k: float(v) for k, v in criterion(image, targets).items()}
     return IterateResult(
-        image=image.detach()[0],
+        image=image[0],
         losses=final,
         history=history,
         steps=config.steps,
         seconds=seconds,
         vgg_weights=criterion.network.weights_id,
+        best_step=best_step,
+        evaluations=evaluations + 1,
     )
 
 
-def build_criterion(style_path: str | Path, config: IterateConfig) -> PerceptualLoss:
+def build_criterion(
+    style_path: str | Path, config: IterateConfig, device: torch.device | None = None
+) -> PerceptualLoss:
     """Loss network + cached style targets for ``style_path`` at the iterate size."""
     style = load_image(style_path, config.size)
     network = load_loss_network(
         config.vgg_weights, (*config.loss.content_layers, *config.loss.style_layers)
     )
-    return PerceptualLoss(network, config.loss, style)
+    return PerceptualLoss(network.to(device or "cpu"), config.loss, style)
 
 
 def run_iterate(
-    content_path: str | Path, style_path: str | Path, out: str | Path, config: IterateConfig
+    content_path: str | Path,
+    style_path: str | Path,
+    out: str | Path,
+    config: IterateConfig,
+    device: str = "auto",
 ) -> dict[str, Any]:
     """`stylecast iterate`: optimise, write OUT (image) and OUT's .json; returns the summary."""
     out = Path(out)
@@ -148,10 +190,16 @@ def run_iterate(
         raise StylecastError(f"--out {out}: use a .png or .jpg file name")
     if any(parent.exists() and not parent.is_dir() for parent in out.parents):
         raise StylecastError(f"--out {out}: a parent of it is a file, not a folder")
-    content = load_image(content_path, config.size)
-    criterion = build_criterion(style_path, config)
+    on = pick_device(device)
+    content = load_image(content_path, config.size).to(on)
+    criterion = build_criterion(style_path, config, on)
     result = stylise_iteratively(content, criterion, config)
     save_image(result.image, out)
-    summary = {"content": str(content_path), "style": str(style_path), **result.summary(config)}
+    summary = {
+        "content": str(content_path),
+        "style": str(style_path),
+        "device": str(on),
+        **result.summary(config),
+    }
     out.with_suffix(".json").write_text(json.dumps(summary, indent=2))
     return summary

@@ -110,9 +110,12 @@ def _cmd_iterate(args: argparse.Namespace) -> None:
         seed=args.seed,
         loss=LossConfig(**loss_overrides(args)),
     )
-    summary = run_iterate(args.content, args.style, args.out, config)
+    summary = run_iterate(args.content, args.style, args.out, config, device=args.device)
     losses = ", ".join(f"{k} {v:.4g}" for k, v in summary["losses"].items())
-    print(f"wrote {args.out} ({summary['steps']} steps, {summary['seconds']:.1f} s; {losses})")
+    print(
+        f"wrote {args.out} (best of {summary['steps']} steps: step {summary['best_step']}, "
+        f"{summary['seconds']:.1f} s on {summary['device']}; {losses})"
+    )
 
 
 def _command_line() -> str:
@@ -207,6 +210,7 @@ def _add_iterate(sub: Any) -> None:
     p.add_argument("--init", choices=("content", "noise"), default="content")
     p.add_argument("--lr", type=float, help="default: 1.0 for L-BFGS, 0.02 for Adam")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (a GPU if present), cpu, cuda:N")
     add_loss_arguments(p)
     p.set_defaults(handler=_cmd_iterate)
 
