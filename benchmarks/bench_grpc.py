@@ -1,6 +1,7 @@
 """gRPC load benchmark (not a test): throughput and p50/p95/p99 latency of Stylise for 1, 4 and
 16 concurrent clients on loopback with 640×480 JPEGs, against the same work done in-process
-(decode + stylise + encode, alternated with gRPC calls), so the server's overhead shows.
+(the server's pipeline: decode + stylise + encode, alternated with gRPC calls), so the
+server's overhead shows.
 
     python benchmarks/bench_grpc.py [--models-dir models --model NAME] [--requests 32]
                                     [--time-limit 45] [--clients 1,4,16]
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import select
 import signal
 import statistics
 import subprocess
@@ -30,8 +30,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from stylecast.errors import StylecastError
 from stylecast.serving.client import ServerError, StylecastClient
-from stylecast.serving.imaging import decode, encode
+from stylecast.serving.imaging import EncodedImage
+from stylecast.serving.pipeline import stylise
+from stylecast.serving.readiness import wait_for_ready_file
 from stylecast.serving.repository import ModelRepository
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -74,7 +77,7 @@ def export_tiny_model(folder: Path) -> tuple[Path, str]:
 
     torch.manual_seed(0)
     config = TrainConfig(style_image=str(REPO_ROOT / "assets/styles/starry_night.jpg"),
-                         content_dir=str(CONTENT.parent), vgg_weights="random:0",
+                         content_dirs=(str(CONTENT.parent),), vgg_weights="random:0",
                          network=NetworkConfig.preset("lite"))  # fmt: skip
     run = folder / "run"
     run.mkdir()
@@ -88,8 +91,9 @@ def export_tiny_model(folder: Path) -> tuple[Path, str]:
 def paired_overhead(
     address: str, models_dir: Path, model_name: str, data: bytes, pairs: int
 ) -> dict[str, float]:
-    """Alternate one in-process call (decode + stylise + encode) with one gRPC call, so both
-    see the same machine load; medians in milliseconds, and the median per-pair difference."""
+    """Alternate one in-process call (the server's pipeline with its defaults: decode +
+    stylise + encode as JPEG) with one gRPC call, so both see the same machine load; medians
+    in milliseconds, and the median per-pair difference."""
     model = ModelRepository(models_dir).get(model_name)
     parts: dict[str, list[float]] = {
         "decode": [], "inference": [], "encode": [], "total": [], "grpc": [], "overhead": [],
@@ -97,38 +101,32 @@ def paired_overhead(
     with StylecastClient(address, timeout=120) as client:
         for index in range(pairs + WARMUP_CALLS):
             began = time.perf_counter()
-            image = decode(data)
-            decoded = time.perf_counter()
-            out = model.stylise(image)
-            stylised = time.perf_counter()
-            encode(out, "jpeg", 90)
+            timings = stylise(model, EncodedImage(data)).timings
             done = time.perf_counter()
             client.stylise(data, model_name)
             remote = time.perf_counter() - done
             if index < WARMUP_CALLS:
                 continue
-            seconds = {"decode": decoded - began, "inference": stylised - decoded,
-                       "encode": done - stylised, "total": done - began, "grpc": remote,
+            seconds = {"decode": timings.decode_s, "inference": timings.inference_s,
+                       "encode": timings.encode_s, "total": done - began, "grpc": remote,
                        "overhead": remote - (done - began)}  # fmt: skip
             for name, value in seconds.items():
                 parts[name].append(1000 * value)
     return {name: statistics.median(values) for name, values in parts.items()}
 
 
-def start_server(models_dir: Path, extra: list[str]) -> tuple[subprocess.Popen, str]:
+def start_server(models_dir: Path, scratch: Path, extra: list[str]) -> tuple[subprocess.Popen, str]:
+    """`stylecast serve` on a free loopback port; returns the process and its address."""
+    ready_file = scratch / "ready.json"
     command = [sys.executable, "-c", "import sys; from stylecast.cli import main; sys.exit(main())",
                "serve", "--models-dir", str(models_dir), "--host", "127.0.0.1", "--port", "0",
-               "--reload-interval", "0", *extra]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    deadline, buffer = time.monotonic() + 120, b""
-    while time.monotonic() < deadline and process.poll() is None:
-        if select.select([process.stdout], [], [], 0.2)[0]:
-            buffer += os.read(process.stdout.fileno(), 4096)
-            if b"listening on " in buffer:
-                address = buffer.decode().split("listening on ")[1].split()[0].rstrip(",")
-                return process, address
-    process.kill()
-    raise SystemExit(f"server did not start: {buffer.decode()}")
+               "--reload-interval", "0", "--ready-file", str(ready_file), *extra]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        return process, wait_for_ready_file(ready_file, process, timeout=120).address
+    except StylecastError as exc:
+        process.kill()
+        raise SystemExit(f"server did not start: {exc}") from None
 
 
 def run_level(address: str, model: str, data: bytes, clients: int, requests: int,
@@ -196,7 +194,7 @@ def main() -> None:
             if not model:
                 raise SystemExit("--model is required with --models-dir")
         serve_args = [f"--max-queue={max(levels)}", *args.serve_arg]
-        process, address = start_server(models_dir, serve_args)
+        process, address = start_server(models_dir, Path(scratch), serve_args)
         try:
             local = paired_overhead(address, models_dir, model, data, args.pairs)
             results = [run_level(address, model, data, c, args.requests, args.time_limit)

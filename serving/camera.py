@@ -26,6 +26,7 @@ from stylecast.errors import StylecastError
 from stylecast.v1 import stylise_pb2 as pb
 
 from .client import StylecastClient
+from .codec import encoding_enum
 
 log = logging.getLogger(__name__)
 
@@ -169,9 +170,10 @@ def run_camera(
     output = _Output(cv2, out, fps_in if fps_in and fps_in > 0 else 30.0, show)
     max_pending, max_in_flight = FILE_FLOW if video else LIVE_FLOW
     stats, sent_at, stop = CameraStats(), {}, threading.Event()
-    if options is None:
-        options = pb.StyliseOptions()
-    options.output_encoding = pb.ENCODING_JPEG
+    request_options = pb.StyliseOptions()
+    if options is not None:
+        request_options.CopyFrom(options)
+    request_options.output_encoding = encoding_enum("jpeg")  # replies decode with cv2.imdecode
 
     def frames() -> Iterator[tuple[int, bytes]]:
         sequence = 0
@@ -191,7 +193,7 @@ def run_camera(
     start = time.perf_counter()
     try:
         replies = client.stream(
-            frames(), model, options, max_pending=max_pending, max_in_flight=max_in_flight
+            frames(), model, request_options, max_pending=max_pending, max_in_flight=max_in_flight
         )
         for reply in replies:
             now = time.perf_counter()

@@ -1,23 +1,24 @@
 """A small Python client for the Stylecast gRPC API (stylecast.v1).
 
-    with StylecastClient("localhost:50051") as client:
-        reply = client.stylise(Path("photo.jpg").read_bytes(), "starry_night")
-        Path("out.jpg").write_bytes(reply.image.data)
+    from stylecast.serving.codec import decode_image_message, request_options
 
-Replies are the protobuf messages documented in proto/stylecast/v1/stylise.proto; ``to_array``
-turns a reply image into an RGB array. gRPC errors become ``ServerError`` (a StylecastError with
-the status code), so the CLI prints them as one line.
+    with StylecastClient("localhost:50051") as client:
+        reply = client.stylise(Path("photo.jpg"), "starry_night", request_options(strength=0.8))
+        Path("out.jpg").write_bytes(reply.image.data)  # JPEG unless the options ask otherwise
+        array = decode_image_message(reply.image)  # RGB uint8 [H, W, 3]
+
+Replies are the protobuf messages documented in proto/stylecast/v1/stylise.proto; every
+conversion between them and images or options is in serving.codec. gRPC errors become
+``ServerError`` (a StylecastError with the status code), so the CLI prints them as one line.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
 import grpc
-import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from stylecast.errors import StylecastError
@@ -25,18 +26,10 @@ from stylecast.v1 import stylise_pb2 as pb
 from stylecast.v1 import stylise_pb2_grpc as pb_grpc
 
 from .auth import bearer_metadata
-from .imaging import decode
+from .codec import ImageInput, request_image
 
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-REPLY_MAX_PIXELS = 1 << 31  # the server enforces its own limit; trust what it sends back
-ENCODINGS = {
-    "jpeg": pb.ENCODING_JPEG,
-    "png": pb.ENCODING_PNG,
-    "webp": pb.ENCODING_WEBP,
-    "raw": pb.ENCODING_RAW_RGB,
-}
-ImageInput = bytes | np.ndarray | Path
 
 
 class ServerError(StylecastError):
@@ -54,55 +47,6 @@ def _server_error(exc: grpc.RpcError) -> ServerError:
     code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
     details = exc.details() if hasattr(exc, "details") else str(exc)
     return ServerError(code, details or code.name.lower())
-
-
-def make_options(
-    strength: float | None = None,
-    preserve_color: bool = False,
-    max_side: int = 0,
-    encoding: str = "jpeg",
-    quality: int = 0,
-) -> pb.StyliseOptions:
-    """StyliseOptions from plain values (``encoding``: jpeg, png, webp or raw)."""
-    if encoding not in ENCODINGS:
-        raise StylecastError(f"unknown encoding {encoding!r}; choose from {sorted(ENCODINGS)}")
-    options = pb.StyliseOptions(
-        preserve_color=preserve_color,
-        max_side=max_side,
-        output_encoding=ENCODINGS[encoding],
-        quality=quality,
-    )
-    if strength is not None:
-        options.strength = strength
-    return options
-
-
-def image_message(image: ImageInput) -> pb.Image:
-    """Encoded bytes (JPEG/PNG/WebP) or a file are sent as they are; an RGB uint8 array
-    [H, W, 3] is sent as raw RGB."""
-    if isinstance(image, Path):
-        image = image.read_bytes()
-    if isinstance(image, bytes | bytearray | memoryview):
-        return pb.Image(data=bytes(image))
-    array = np.asarray(image)
-    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
-        raise StylecastError(
-            f"expected a uint8 RGB array [H, W, 3], got {array.dtype} {array.shape}"
-        )
-    height, width = array.shape[:2]
-    return pb.Image(
-        data=np.ascontiguousarray(array).tobytes(),
-        encoding=pb.ENCODING_RAW_RGB,
-        width=width,
-        height=height,
-    )
-
-
-def to_array(image: pb.Image) -> np.ndarray:
-    """A reply image as an RGB uint8 array [H, W, 3]."""
-    if image.encoding == pb.ENCODING_RAW_RGB:
-        return np.frombuffer(image.data, dtype=np.uint8).reshape(image.height, image.width, 3)
-    return decode(image.data, max_pixels=REPLY_MAX_PIXELS)
 
 
 class StylecastClient:
@@ -177,8 +121,9 @@ class StylecastClient:
         options: pb.StyliseOptions | None = None,
         timeout: float | None = None,
     ) -> pb.StyliseResponse:
-        """Stylise one image (see ``image_message`` for the accepted inputs)."""
-        request = pb.StyliseRequest(model=model, image=image_message(image), options=options)
+        """Stylise one image: encoded bytes, a file, or an RGB array (``codec.request_image``);
+        ``options`` from ``codec.request_options``."""
+        request = pb.StyliseRequest(model=model, image=request_image(image), options=options)
         return self._call(self.stub.Stylise, request, timeout)
 
     def models(self, include_thumbnails: bool = False) -> list[pb.ModelCard]:
@@ -233,7 +178,7 @@ class StylecastClient:
                         sequence, image = next(source)
                     except StopIteration:
                         return
-                    request = pb.StyliseStreamRequest(sequence=sequence, image=image_message(image))
+                    request = pb.StyliseStreamRequest(sequence=sequence, image=request_image(image))
                     if first:
                         request.model, request.max_pending, first = model, max_pending, False
                         if options is not None:

@@ -1,16 +1,15 @@
 """`stylecast demo`: the README's first command. Starts `stylecast serve` on a free loopback
 port with the bundled models, stylises the sample images through gRPC (unary calls, and one
-short StyliseStream as a camera app would), writes the results and a contact sheet, and stops
-the server with SIGTERM, as an operator would."""
+short StyliseStream as a camera app would), writes the results, a contact sheet and the
+server's log, and stops the server with SIGTERM, as an operator would."""
 
 from __future__ import annotations
 
 import os
-import queue
 import signal
 import subprocess
 import sys
-import threading
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,16 +19,20 @@ from PIL import Image
 
 from stylecast.errors import StylecastError
 
-from .client import StylecastClient, to_array
+from .client import StylecastClient
+from .codec import decode_image_message
+from .readiness import ReadyInfo, wait_for_ready_file
 from .stylise import collect_inputs
 
-READY_PREFIX = "stylecast serve: listening on "
 THUMB_HEIGHT = 160
 STREAM_FRAMES = 12
+SERVER_LOG = "server.log"
 
 
 @dataclass
 class DemoResult:
+    """One model's figures in the demo."""
+
     model: str
     version: int
     images: int
@@ -38,34 +41,23 @@ class DemoResult:
     stream_fps: float
 
 
-def start_server(models_dir: str, timeout_s: float = 60.0) -> tuple[subprocess.Popen, str]:
-    """Run `stylecast serve` on 127.0.0.1:<free port>; return the process and its address."""
-    command = [sys.executable, "-m", "stylecast", "serve", "--models-dir", models_dir,
-               "--host", "127.0.0.1", "--port", "0"]  # fmt: skip
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-    )
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:  # forward the server's log, and catch its "listening" line
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.put(line)
-            sys.stderr.write(f"  [server] {line}")
-
-    threading.Thread(target=pump, daemon=True).start()
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+def start_server(
+    models_dir: str, log_path: Path, timeout_s: float = 60.0
+) -> tuple[subprocess.Popen, ReadyInfo]:
+    """Run `stylecast serve` on 127.0.0.1:<free port>, its output going to ``log_path``;
+    return the process and where it listens once it is ready."""
+    with tempfile.TemporaryDirectory(prefix="stylecast-demo-") as scratch:
+        ready_file = Path(scratch) / "ready.json"
+        command = [sys.executable, "-m", "stylecast", "serve", "--models-dir", models_dir,
+                   "--host", "127.0.0.1", "--port", "0",
+                   "--ready-file", str(ready_file)]  # fmt: skip
+        with open(log_path, "wb") as log_file:
+            process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
         try:
-            line = lines.get(timeout=0.2)
-        except queue.Empty:
-            if process.poll() is not None:
-                raise StylecastError(f"the server exited with code {process.returncode}") from None
-            continue
-        if line.startswith(READY_PREFIX):
-            return process, line.removeprefix(READY_PREFIX).split()[0].rstrip(",")
-    stop_server(process)
-    raise StylecastError(f"the server did not start within {timeout_s:.0f} s")
+            return process, wait_for_ready_file(ready_file, process, timeout_s)
+        except StylecastError as exc:
+            stop_server(process)
+            raise StylecastError(f"{exc} (its log: {log_path})") from None
 
 
 def stop_server(process: subprocess.Popen, grace_s: float = 15.0) -> int:
@@ -113,10 +105,10 @@ def run_demo(models_dir: str, content: list[str], out: str) -> list[DemoResult]:
     files = collect_inputs(content)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    process, address = start_server(models_dir)
+    process, ready = start_server(models_dir, out_dir / SERVER_LOG)
     results, rows, originals = [], {}, []
     try:
-        with StylecastClient(address, timeout=120) as client:
+        with StylecastClient(ready.address, timeout=120) as client:
             client.wait_ready()
             cards = client.models()
             if not cards:
@@ -130,11 +122,10 @@ def run_demo(models_dir: str, content: list[str], out: str) -> list[DemoResult]:
                     reply = client.stylise(payload, card.name)
                     trip_ms.append(1000 * (time.perf_counter() - began))
                     server_ms.append(reply.timings.total_ms)
-                    image = to_array(reply.image)
                     target = out_dir / card.name / f"{path.stem}.jpg"
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    Image.fromarray(image).save(target, quality=92)
-                    stylised.append(image)
+                    target.write_bytes(reply.image.data)  # a JPEG: the default reply encoding
+                    stylised.append(decode_image_message(reply.image))
                 rows[card.name] = stylised
                 results.append(DemoResult(
                     card.name, card.version, len(files), float(np.mean(server_ms)),
@@ -143,12 +134,16 @@ def run_demo(models_dir: str, content: list[str], out: str) -> list[DemoResult]:
     finally:
         code = stop_server(process)
     if code not in (0, -signal.SIGTERM):
-        raise StylecastError(f"the server did not shut down cleanly (exit code {code})")
+        raise StylecastError(
+            f"the server did not shut down cleanly (exit code {code}; its log: "
+            f"{out_dir / SERVER_LOG})"
+        )
     contact_sheet(originals, rows).save(out_dir / "contact_sheet.jpg", quality=90)
     return results
 
 
 def format_results(results: list[DemoResult], out: str) -> str:
+    """The demo's figures as a Markdown table, and where its files are."""
     lines = [
         "| model | version | images | server ms/image | round trip ms/image | stream frames/s |",
         "|---|---|---|---|---|---|",
@@ -158,6 +153,7 @@ def format_results(results: list[DemoResult], out: str) -> str:
             for r in results
         ),
         "",
-        f"wrote {out}{os.sep}<model>/*.jpg and {out}{os.sep}contact_sheet.jpg",
+        f"wrote {out}{os.sep}<model>/*.jpg and {out}{os.sep}contact_sheet.jpg; the server's log "
+        f"is {out}{os.sep}{SERVER_LOG}",
     ]
     return "\n".join(lines)

@@ -1,5 +1,7 @@
-"""Image decoding, encoding and the per-request options (strength, preserve_color, max_side),
-on numpy and Pillow only. Arrays are uint8 RGB [H, W, 3]."""
+"""Images on numpy and Pillow only, with no transport: the one table of image encodings,
+encoded images and their decoding and encoding, resizing, and the per-request options
+(strength, preserve_color, max_side) with the blend they control. Arrays are uint8 RGB
+[H, W, 3]."""
 
 from __future__ import annotations
 
@@ -13,7 +15,47 @@ from stylecast.errors import StylecastError
 from stylecast.image_rules import fit_longest_side
 
 DEFAULT_MAX_PIXELS = 4096 * 4096
-ENCODINGS = ("jpeg", "png", "webp")
+DEFAULT_QUALITY = 90
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """One image encoding: its name (options, CLI, Python client), its value in the API's
+    ``stylecast.v1.Encoding`` enum, the file suffixes that stand for it, and its Pillow format
+    (None: packed raw RGB, which is no file format)."""
+
+    name: str
+    proto: str
+    suffixes: tuple[str, ...]
+    pillow: str | None
+
+
+# The one table of encodings. serving.codec binds ``proto`` to the generated enum, where
+# ENCODING_UNSPECIFIED means "detect" on input and DEFAULT_ENCODING on output. The suffixes
+# are stylecast.image_rules.IMAGE_SUFFIXES (a test keeps the two in step).
+ENCODINGS: dict[str, Encoding] = {
+    encoding.name: encoding
+    for encoding in (
+        Encoding("jpeg", "ENCODING_JPEG", (".jpg", ".jpeg"), "JPEG"),
+        Encoding("png", "ENCODING_PNG", (".png",), "PNG"),
+        Encoding("webp", "ENCODING_WEBP", (".webp",), "WEBP"),
+        Encoding("raw", "ENCODING_RAW_RGB", (), None),
+    )
+}
+RAW = "raw"
+DEFAULT_ENCODING = "jpeg"
+FILE_ENCODINGS = tuple(name for name, encoding in ENCODINGS.items() if encoding.pillow)
+# Pillow formats that decode accepts: the file encodings, plus MPO (JPEG from some cameras).
+_DECODABLE = frozenset({e.pillow for e in ENCODINGS.values() if e.pillow} | {"MPO"})
+
+
+def encoding_for_suffix(suffix: str, default: str = DEFAULT_ENCODING) -> str:
+    """The encoding a file suffix stands for (".PNG" → "png"); ``default`` for any other."""
+    suffix = suffix.lower()
+    for encoding in ENCODINGS.values():
+        if suffix in encoding.suffixes:
+            return encoding.name
+    return default
 
 
 class ImageError(StylecastError):
@@ -21,7 +63,21 @@ class ImageError(StylecastError):
 
 
 class ImageTooLarge(ImageError):
-    """The image exceeds the configured pixel limit (maps to RESOURCE_EXHAUSTED / a clear error)."""
+    """The image has more pixels than the configured limit (maps to INVALID_ARGUMENT too:
+    retrying cannot help, so it is not RESOURCE_EXHAUSTED)."""
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    """Image bytes as they travel: a JPEG, PNG or WebP file, or packed raw RGB.
+
+    ``encoding``: a name from ENCODINGS; None on input means "a file, format detected from the
+    bytes". ``width`` and ``height`` are required for raw RGB and always set on output."""
+
+    data: bytes
+    encoding: str | None = None
+    width: int = 0
+    height: int = 0
 
 
 @dataclass(frozen=True)
@@ -39,7 +95,24 @@ class StyliseOptions:
             raise ImageError(f"max_side must be >= 0 (got {self.max_side})")
 
 
+@dataclass(frozen=True)
+class OutputFormat:
+    """How a stylised image is encoded: a name from ENCODINGS, and JPEG/WebP quality."""
+
+    encoding: str = DEFAULT_ENCODING
+    quality: int = DEFAULT_QUALITY
+
+    def __post_init__(self) -> None:
+        if self.encoding not in ENCODINGS:
+            raise ImageError(
+                f"unknown output encoding {self.encoding!r}; choose from {sorted(ENCODINGS)}"
+            )
+        if not 1 <= self.quality <= 100:
+            raise ImageError(f"quality must be in [1, 100] (got {self.quality})")
+
+
 def check_size(width: int, height: int, max_pixels: int) -> None:
+    """Refuse an image with no pixels or more than ``max_pixels``."""
     if width <= 0 or height <= 0:
         raise ImageError(f"image has no pixels ({width}x{height})")
     if width * height > max_pixels:
@@ -55,7 +128,7 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
         raise ImageError("empty image data")
     try:
         with Image.open(io.BytesIO(data)) as image:
-            if image.format not in {"JPEG", "PNG", "WEBP", "MPO"}:
+            if image.format not in _DECODABLE:
                 raise ImageError(f"unsupported image format {image.format}; use JPEG, PNG or WebP")
             check_size(image.width, image.height, max_pixels)
             return np.asarray(image.convert("RGB"))
@@ -79,15 +152,41 @@ def from_raw(
     return np.frombuffer(data, dtype=np.uint8).reshape(height, width, 3)
 
 
-def encode(image: np.ndarray, encoding: str = "jpeg", quality: int = 90) -> bytes:
-    """Encode RGB to JPEG, PNG or WebP bytes."""
-    if encoding not in ENCODINGS:
-        raise ImageError(f"unknown output encoding {encoding!r}; choose from {ENCODINGS}")
+def encode(
+    image: np.ndarray, encoding: str = DEFAULT_ENCODING, quality: int = DEFAULT_QUALITY
+) -> bytes:
+    """Encode RGB to the bytes of a JPEG, PNG or WebP file."""
+    if encoding not in FILE_ENCODINGS:
+        raise ImageError(f"unknown file encoding {encoding!r}; choose from {FILE_ENCODINGS}")
     if not 1 <= quality <= 100:
         raise ImageError(f"quality must be in [1, 100] (got {quality})")
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format=encoding.upper(), quality=quality)
+    Image.fromarray(image).save(buffer, format=ENCODINGS[encoding].pillow, quality=quality)
     return buffer.getvalue()
+
+
+def raw_image(image: np.ndarray) -> EncodedImage:
+    """An RGB uint8 array [H, W, 3] as packed raw RGB."""
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ImageError(f"expected a uint8 RGB array [H, W, 3], got {image.dtype} {image.shape}")
+    height, width = image.shape[:2]
+    return EncodedImage(np.ascontiguousarray(image).tobytes(), RAW, width, height)
+
+
+def decode_image(image: EncodedImage, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """An encoded image (file or raw RGB) as an RGB array, refused over ``max_pixels``."""
+    if image.encoding == RAW:
+        return from_raw(image.data, image.width, image.height, max_pixels)
+    return decode(image.data, max_pixels)
+
+
+def encode_image(image: np.ndarray, output: OutputFormat) -> EncodedImage:
+    """An RGB array encoded as ``output`` asks (a file, or raw RGB), with its size."""
+    if output.encoding == RAW:
+        return raw_image(image)
+    height, width = image.shape[:2]
+    data = encode(image, output.encoding, output.quality)
+    return EncodedImage(data, output.encoding, width, height)
 
 
 def resize_longest_side(image: np.ndarray, side: int) -> np.ndarray:

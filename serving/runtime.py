@@ -1,5 +1,6 @@
 """onnxruntime inference for one exported model: execution-provider choice, session options,
-warm-up, and stylisation with the per-request options."""
+warm-up, and the raw run (uint8 RGB in, uint8 RGB out). Everything around the run (decoding,
+downscaling, the minimum side, blending, encoding) is serving.pipeline's."""
 
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ import onnxruntime as ort
 
 from stylecast.errors import StylecastError
 
-from .imaging import ImageError, StyliseOptions, blend, downscale
-from .model_card import INPUT_NAME, MIN_SIDE, ModelCard
+from .model_card import INPUT_NAME, ModelCard
 
 log = logging.getLogger(__name__)
 
@@ -97,31 +97,13 @@ class StyleModel:
         log.info("loaded model %s v%d on %s", self.name, version, self.provider)
 
     def run(self, batch: np.ndarray, run_options: ort.RunOptions | None = None) -> np.ndarray:
-        """Raw inference: uint8 [N, H, W, 3] (or [H, W, 3]) in, same shape out.
+        """Raw inference: uint8 [N, H, W, 3] (or [H, W, 3]) in, same shape out. The caller
+        sends images the graph accepts (serving.pipeline checks the minimum side).
 
         ``run_options`` lets another thread stop the run (``run_options.terminate = True``),
         as the gRPC server does when a call is cancelled or its deadline passes."""
         single = batch.ndim == 3
         if single:
             batch = batch[None]
-        height, width = batch.shape[1:3]
-        if min(height, width) < MIN_SIDE:
-            raise ImageError(
-                f"image is {width}x{height}; the network needs at least {MIN_SIDE} pixels per side"
-            )
         out = self.session.run(None, {INPUT_NAME: np.ascontiguousarray(batch)}, run_options)[0]
         return out[0] if single else out
-
-    def stylise(
-        self,
-        image: np.ndarray,
-        options: StyliseOptions | None = None,
-        run_options: ort.RunOptions | None = None,
-    ) -> np.ndarray:
-        """Stylise one RGB image with the request options (downscale, then blend)."""
-        options = options or StyliseOptions()
-        content = downscale(image, options.max_side)
-        return blend(content, self.run(content, run_options), options)
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version, "provider": self.provider}

@@ -70,8 +70,8 @@ def models_copy(tiny_models_dir: Path, tmp_path: Path) -> Path:
 
 def server_config(models_dir: Path, **overrides: Any) -> Any:
     """A ServerConfig for tests: loopback, ephemeral port, no polling, one thread per session."""
+    from stylecast.serving.config import ServerConfig
     from stylecast.serving.runtime import RuntimeOptions
-    from stylecast.serving.server import ServerConfig
 
     settings: dict[str, Any] = {
         "models_dir": str(models_dir),

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import select
 import shutil
 import signal
 import socket
@@ -25,6 +23,12 @@ from serving_fixtures import TINY_MODEL, encoded_image, wait_for
 from stylecast.cli import main
 from stylecast.errors import StylecastError
 from stylecast.serving.client import ServerError, StylecastClient
+from stylecast.serving.readiness import (
+    ReadyInfo,
+    remove_ready_file,
+    wait_for_ready_file,
+    write_ready_file,
+)
 
 pytest_plugins = ("serving_fixtures",)
 
@@ -76,20 +80,6 @@ def test_client_errors_are_one_line(shared_server, tmp_path, capsys):
     assert main(["client", "stylise", "--model", TINY_MODEL, "missing.jpg", out]) == 2
 
 
-def _read_address(process: subprocess.Popen, timeout: float = 60) -> str:
-    """The address from `stylecast serve`'s "listening on HOST:PORT" line."""
-    deadline = time.monotonic() + timeout
-    buffer = b""
-    while time.monotonic() < deadline and process.poll() is None:
-        ready, _, _ = select.select([process.stdout], [], [], 0.2)
-        if ready:
-            buffer += os.read(process.stdout.fileno(), 4096)
-            for line in buffer.decode().splitlines():
-                if "listening on" in line:
-                    return line.split("listening on ")[1].split(",")[0].strip()
-    raise AssertionError(f"server did not start: {buffer.decode()}")
-
-
 def _in_flight(metrics_port: int) -> float:
     """`stylecast_requests_in_flight{method="Stylise"}` scraped from the metrics endpoint."""
     url = f"http://127.0.0.1:{metrics_port}/metrics"
@@ -100,18 +90,21 @@ def _in_flight(metrics_port: int) -> float:
     return 0.0
 
 
-def test_serve_reloads_on_sighup_and_shuts_down_gracefully(models_copy):
+def test_serve_reloads_on_sighup_and_shuts_down_gracefully(models_copy, tmp_path):
     metrics_port = free_port()
+    ready_file = tmp_path / "ready.json"
     command = [
         sys.executable, "-c", "import sys; from stylecast.cli import main; sys.exit(main())",
         "serve", "--models-dir", str(models_copy), "--host", "127.0.0.1", "--port", "0",
         "--metrics-port", str(metrics_port), "--reload-interval", "0", "--grace", "20",
-        "--intra-op-threads", "1",
+        "--intra-op-threads", "1", "--ready-file", str(ready_file),
     ]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        address = _read_address(process)
-        client = StylecastClient(address, timeout=30)
+        ready = wait_for_ready_file(ready_file, process, timeout=60)
+        assert ready.address == f"127.0.0.1:{ready.port}" and ready.port > 0
+        assert (ready.metrics_port, ready.pid) == (metrics_port, process.pid)
+        client = StylecastClient(ready.address, timeout=30)
         client.wait_ready(10)
         assert client.health() == "SERVING"
         # SIGHUP rescans the models folder.
@@ -143,9 +136,40 @@ def test_serve_reloads_on_sighup_and_shuts_down_gracefully(models_copy):
         if process.poll() is None:
             process.kill()
             process.wait()
+    assert not ready_file.exists()  # removed on exit: it would say a stopped server is up
+    out = process.stdout.read().decode()  # the human line is still printed, for people
+    assert f"stylecast serve: listening on {ready.address}, metrics on :{metrics_port}" in out
     log = process.stderr.read().decode()
     assert "SIGTERM: shutting down" in log and "server stopped" in log
     assert "Traceback" not in log
+
+
+def test_ready_file_is_written_atomically_and_read_back(tmp_path):
+    path = tmp_path / "ready.json"
+    info = ReadyInfo("127.0.0.1:5001", 5001, None, 42)
+    write_ready_file(path, info)
+    assert [p.name for p in tmp_path.iterdir()] == ["ready.json"]  # no temporary file left
+    assert json.loads(path.read_text())["address"] == "127.0.0.1:5001"
+    assert wait_for_ready_file(path, timeout=1) == info
+    remove_ready_file(path)
+    remove_ready_file(path)  # already gone: no error
+    began = time.monotonic()
+    with pytest.raises(StylecastError, match="not ready within"):
+        wait_for_ready_file(path, timeout=0.2)
+    assert time.monotonic() - began < 2
+    path.write_text("{}")
+    with pytest.raises(StylecastError, match="not a stylecast ready file"):
+        wait_for_ready_file(path, timeout=1)
+
+
+def test_ready_file_reader_stops_when_the_server_exits(tmp_path):
+    command = [sys.executable, "-m", "stylecast", "serve", "--models-dir",
+               str(tmp_path / "missing"), "--ready-file", str(tmp_path / "ready.json")]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with pytest.raises(StylecastError, match="exited with code 2 before it was ready"):
+        wait_for_ready_file(tmp_path / "ready.json", process, timeout=60)
+    _, err = process.communicate(timeout=10)
+    assert "models folder not found" in err.decode()
 
 
 def _write_video(path: Path, frames: int, size: tuple[int, int] = (96, 64)) -> None:

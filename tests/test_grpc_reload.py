@@ -13,7 +13,7 @@ import pytest
 from serving_fixtures import TINY_MODEL, encoded_image, wait_for
 
 from stylecast.serving.client import ServerError, StylecastClient
-from stylecast.serving.server import SERVICE_NAME, model_health_name
+from stylecast.serving.health import SERVICE_NAME, model_health_name
 
 pytest_plugins = ("serving_fixtures",)
 

@@ -19,7 +19,7 @@ from serving_fixtures import TINY_MODEL, encoded_image
 
 from stylecast.serving.auth import bearer_metadata
 from stylecast.serving.client import ServerError, StylecastClient
-from stylecast.serving.server import SERVICE_NAME
+from stylecast.serving.health import SERVICE_NAME
 
 pytest_plugins = ("serving_fixtures",)
 

@@ -18,11 +18,20 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 from PIL import Image
 from serving_fixtures import TINY_MODEL, encoded_image
 
-from stylecast.serving.client import ServerError, StylecastClient, make_options, to_array
-from stylecast.serving.imaging import StyliseOptions, decode
+from stylecast.serving.client import ServerError, StylecastClient
+from stylecast.serving.codec import decode_image_message, request_options
+from stylecast.serving.health import SERVICE_NAME, model_health_name
+from stylecast.serving.imaging import (
+    EncodedImage,
+    OutputFormat,
+    StyliseOptions,
+    decode,
+    decode_image,
+    raw_image,
+)
+from stylecast.serving.pipeline import stylise
 from stylecast.serving.repository import ModelRepository
 from stylecast.serving.runtime import RuntimeOptions, StyleModel
-from stylecast.serving.server import SERVICE_NAME, model_health_name
 from stylecast.v1 import stylise_pb2 as pb
 
 pytest_plugins = ("serving_fixtures",)
@@ -34,12 +43,17 @@ def local_model(tiny_models_dir: Path):
     return ModelRepository(tiny_models_dir, RuntimeOptions(intra_op_threads=1)).get(TINY_MODEL)
 
 
+def local_stylise(model, image: EncodedImage, options: StyliseOptions | None = None):
+    """The pipeline run in-process, with raw RGB output: what the server must send back."""
+    return decode_image(stylise(model, image, options, OutputFormat("raw")).image)
+
+
 @pytest.mark.parametrize(
     ("options", "local_options"),
     [
-        (make_options(encoding="png"), StyliseOptions()),
+        (request_options(encoding="png"), StyliseOptions()),
         (
-            make_options(strength=0.5, preserve_color=True, max_side=64, encoding="png"),
+            request_options(strength=0.5, preserve_color=True, max_side=64, encoding="png"),
             StyliseOptions(strength=0.5, preserve_color=True, max_side=64),
         ),
     ],
@@ -48,8 +62,8 @@ def local_model(tiny_models_dir: Path):
 def test_unary_round_trip_matches_local_runtime(client, local_model, options, local_options):
     data = encoded_image(96, "PNG")
     reply = client.stylise(data, TINY_MODEL, options)
-    expected = local_model.stylise(decode(data), local_options)
-    got = to_array(reply.image)
+    expected = local_stylise(local_model, EncodedImage(data), local_options)
+    got = decode_image_message(reply.image)
     assert got.shape == expected.shape
     assert np.array_equal(got, expected)
     assert (reply.model, reply.model_version) == (TINY_MODEL, 1)
@@ -62,10 +76,12 @@ def test_unary_round_trip_matches_local_runtime(client, local_model, options, lo
 
 def test_raw_rgb_in_and_out(client, local_model):
     image = decode(encoded_image(80, "PNG"))
-    reply = client.stylise(image, TINY_MODEL, make_options(encoding="raw"))
+    reply = client.stylise(image, TINY_MODEL, request_options(encoding="raw"))
     assert reply.image.encoding == pb.ENCODING_RAW_RGB
     assert len(reply.image.data) == image.size
-    assert np.array_equal(to_array(reply.image), local_model.stylise(image))
+    got = decode_image_message(reply.image)
+    assert np.array_equal(got, local_stylise(local_model, raw_image(image)))
+    assert np.array_equal(got, local_model.run(image))  # default options: the network's output
 
 
 @pytest.mark.parametrize(
@@ -74,7 +90,7 @@ def test_raw_rgb_in_and_out(client, local_model):
 @pytest.mark.parametrize("input_format", ["JPEG", "PNG", "WEBP"])
 def test_encodings(client, encoding, pil_format, input_format):
     reply = client.stylise(
-        encoded_image(64, input_format), TINY_MODEL, make_options(encoding=encoding)
+        encoded_image(64, input_format), TINY_MODEL, request_options(encoding=encoding)
     )
     with Image.open(io.BytesIO(reply.image.data)) as decoded:
         assert decoded.format == pil_format
@@ -83,12 +99,13 @@ def test_encodings(client, encoding, pil_format, input_format):
 
 def test_stream_of_30_frames_comes_back_complete_and_in_order(client, local_model):
     frames = [(sequence, encoded_image(48 + sequence, "PNG")) for sequence in range(1, 31)]
-    options = make_options(encoding="png")
+    options = request_options(encoding="png")
     replies = list(client.stream(frames, TINY_MODEL, options, max_pending=4, max_in_flight=4))
     assert [r.sequence for r in replies] == list(range(1, 31))
     assert all(not r.dropped and not r.HasField("error") for r in replies)
     for reply, (_, data) in zip(replies, frames, strict=True):
-        assert np.array_equal(to_array(reply.image), local_model.stylise(decode(data)))
+        expected = local_stylise(local_model, EncodedImage(data))
+        assert np.array_equal(decode_image_message(reply.image), expected)
         assert reply.model == TINY_MODEL and reply.timings.inference_ms > 0
 
 
@@ -122,12 +139,12 @@ def test_stream_options_carry_over_and_can_change(client):
     requests = [
         pb.StyliseStreamRequest(
             sequence=1, model=TINY_MODEL, image=pb.Image(data=encoded_image(64)),
-            options=make_options(encoding="png"), max_pending=2,
+            options=request_options(encoding="png"), max_pending=2,
         ),
         pb.StyliseStreamRequest(sequence=2, image=pb.Image(data=encoded_image(64))),
         pb.StyliseStreamRequest(
             sequence=3, image=pb.Image(data=encoded_image(64)),
-            options=make_options(encoding="webp"),
+            options=request_options(encoding="webp"),
         ),
     ]  # fmt: skip
     replies = list(client.stub.StyliseStream(iter(requests), timeout=30))

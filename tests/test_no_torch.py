@@ -60,10 +60,17 @@ def test_serving_modules_import_without_torch():
         run_without_torch(
             """
             import stylecast.serving.server
+            import stylecast.serving.servicer
+            import stylecast.serving.pipeline
+            import stylecast.serving.codec
+            import stylecast.serving.config
+            import stylecast.serving.health
+            import stylecast.serving.readiness
             import stylecast.serving.client
             import stylecast.serving.repository
             import stylecast.serving.stylise
             import stylecast.serving.camera
+            import stylecast.serving.demo
             import stylecast.serving.watcher
             from stylecast.cli import build_parser
             build_parser().parse_args(["serve", "--port", "0"])
@@ -95,7 +102,8 @@ def test_grpc_server_and_client_round_trip_without_torch(tiny_models_dir: Path, 
     result = run_without_torch(
         """
         from stylecast.serving.client import StylecastClient
-        from stylecast.serving.server import ServerConfig, StylecastServer
+        from stylecast.serving.config import ServerConfig
+        from stylecast.serving.server import StylecastServer
         config = ServerConfig(models_dir=sys.argv[1], host="127.0.0.1", port=0,
                               reload_interval_s=0)
         image = open(sys.argv[3], "rb").read()

@@ -1,14 +1,19 @@
-"""`stylecast validate`: scoring, ratios, the iterative cache, temporal stability, the report
-files and bad input. A seeded random lite network exported to ONNX, 64 px, a few L-BFGS steps."""
+"""`stylecast validate`: scoring, ratios, the iterative cache, temporal stability, the typed
+summary and its JSON round trip, the report files (rendered without torch), the loss chart and
+bad input. A seeded random lite network exported to ONNX, 64 px, a few L-BFGS steps."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
 import re
 import shutil
 import statistics
+import subprocess
+import sys
+import textwrap
 from html.parser import HTMLParser
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,25 +23,32 @@ import pytest
 from model_factory import make_run
 from PIL import Image
 
-import stylecast.training.validate as validate_module
+import stylecast.training.validate_image as validate_image_module
 from stylecast.cli import main
 from stylecast.errors import Interrupted, StylecastError
+from stylecast.training.card_settings import resolve_style
 from stylecast.training.config import LossConfig, to_dict
 from stylecast.training.export import export_model
 from stylecast.training.image_metrics import psnr, ssim
 from stylecast.training.images import load_image, save_image
-from stylecast.training.report import json_safe, log_ticks, nice_ticks, write_report
-from stylecast.training.validate import (
-    IterativeCache,
-    ValidateOptions,
+from stylecast.training.iterative_cache import IterativeCache, cache_key
+from stylecast.training.scoring import first_step_below, ratio
+from stylecast.training.temporal import read_frames, temporal_stability
+from stylecast.training.validate import ValidateOptions, validate_model
+from stylecast.validation.charts import COLOURS, loss_chart, save_chart
+from stylecast.validation.report import write_report
+from stylecast.validation.summary import (
+    Distances,
+    ImageRecord,
+    Losses,
+    LossTerms,
+    Ratios,
+    Seconds,
+    ValidationSummary,
     aggregate,
-    cache_key,
-    first_step_below,
-    ratio,
-    read_frames,
-    resolve_style,
-    temporal_stability,
-    validate_model,
+    json_safe,
+    read_summary,
+    write_summary,
 )
 
 SIZE = 64
@@ -113,25 +125,37 @@ def summary(report: Path) -> dict:
     return json.loads((report / "summary.json").read_text())
 
 
+@pytest.fixture(scope="module")
+def revalidated(setup, report: Path):
+    """The report's validation run again in-process: every iterative output from its cache."""
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the iterative optimisation ran again")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(validate_image_module, "stylise_iteratively", must_not_run)
+        return validate_model(
+            "tiny", setup.content, report, setup.models,
+            ValidateOptions(size=SIZE, iterate_steps=STEPS, progress=False, fast_repeats=1),
+        )  # fmt: skip
+
+
 # --- the report ---------------------------------------------------------------------------------
 
 
 class TagChecker(HTMLParser):
-    """Checks that elements nest and close properly; collects img sources and svg count."""
+    """Checks that elements nest and close properly; collects img sources."""
 
-    VOID = frozenset({"meta", "img", "br", "hr", "link", "input", "line", "polyline", "rect"})
+    VOID = frozenset({"meta", "img", "br", "hr", "link", "input"})
 
     def __init__(self) -> None:
         super().__init__()
         self.stack: list[str] = []
         self.images: list[str] = []
-        self.svgs = 0
 
     def handle_starttag(self, tag: str, attrs: list) -> None:
         if tag == "img":
             self.images.append(dict(attrs)["src"])
-        if tag == "svg":
-            self.svgs += 1
         if tag not in self.VOID:
             self.stack.append(tag)
 
@@ -162,9 +186,10 @@ def test_every_report_file_is_written_and_parses(
     checker.feed(html)
     checker.close()
     assert checker.stack == [], f"unclosed: {checker.stack}"
-    assert checker.svgs == 2  # one loss chart per content image
+    charts = [src for src in checker.images if src.startswith("charts/")]
+    assert charts == [r["chart"] for r in summary["images"]]  # one loss chart per content image
     assert all((report / src).is_file() for src in checker.images)
-    assert len(checker.images) == 3
+    assert len(checker.images) == 5  # a grid and a chart per image, the video strip
     md = (report / "report.md").read_text()
     assert "| image | no stylisation | iterative | fast |" in md
     assert "## Temporal stability" in md
@@ -230,24 +255,19 @@ def test_video_alone(setup, tmp_path: Path) -> None:
         validate_model("tiny", None, tmp_path, setup.models, ValidateOptions(size=SIZE))
 
 
-def test_second_run_reuses_the_cache(setup, report: Path, summary: dict, monkeypatch) -> None:
-    def must_not_run(*args, **kwargs):
-        raise AssertionError("the iterative optimisation ran again")
-
-    monkeypatch.setattr(validate_module, "stylise_iteratively", must_not_run)
-    again = validate_model(
-        "tiny", setup.content, report, setup.models,
-        ValidateOptions(size=SIZE, iterate_steps=STEPS, progress=False, fast_repeats=1),
-    )  # fmt: skip
-    for first, second in zip(summary["images"], again.summary["images"], strict=True):
-        assert first["cached"] is False and second["cached"] is True
-        assert second["cache_key"] == first["cache_key"]
-        assert second["seconds"]["iterative"] == first["seconds"]["iterative"]
-        assert second["losses"]["iterative"] == pytest.approx(first["losses"]["iterative"])
+def test_second_run_reuses_the_cache(summary: dict, revalidated) -> None:
+    for first, second in zip(summary["images"], revalidated.summary.images, strict=True):
+        assert first["cached"] is False and second.cached is True
+        assert second.cache_key == first["cache_key"]
+        assert second.seconds.iterative == first["seconds"]["iterative"]
+        iterative = dataclasses.asdict(second.losses.iterative)
+        assert iterative == pytest.approx(first["losses"]["iterative"])
+        assert second.history == tuple(first["history"])
+        assert revalidated.pictures[second.name].iterative.shape == (second.height, second.width, 3)
 
 
 def test_ctrl_c_leaves_a_usable_cache(setup, tmp_path: Path, monkeypatch, capsys) -> None:
-    real = validate_module.stylise_iteratively
+    real = validate_image_module.stylise_iteratively
     calls = []
 
     def interrupt_second(*args, **kwargs):
@@ -256,7 +276,7 @@ def test_ctrl_c_leaves_a_usable_cache(setup, tmp_path: Path, monkeypatch, capsys
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(validate_module, "stylise_iteratively", interrupt_second)
+    monkeypatch.setattr(validate_image_module, "stylise_iteratively", interrupt_second)
     out = tmp_path / "report"
     assert main(cli_args(setup, out, "--iterate-steps", "3")) == Interrupted.exit_code
     assert "cached" in capsys.readouterr().err
@@ -273,21 +293,21 @@ def test_ctrl_c_leaves_a_usable_cache(setup, tmp_path: Path, monkeypatch, capsys
 
 def test_identity_on_a_static_video_adds_no_flicker() -> None:
     frames = static_frames()
-    assert temporal_stability(frames, lambda f: f).record["flicker_ratio"] == 1.0
-    assert temporal_stability(frames, noisy()).record["flicker_ratio"] > 2.0
+    assert temporal_stability(frames, lambda f: f).record.flicker_ratio == 1.0
+    assert temporal_stability(frames, noisy()).record.flicker_ratio > 2.0
 
 
 def test_identity_on_a_pan_is_one_and_noise_is_more() -> None:
     frames = panning_frames()
-    assert temporal_stability(frames, lambda f: f.copy()).record["flicker_ratio"] == 1.0
-    assert temporal_stability(frames, noisy()).record["flicker_ratio"] > 1.5
+    assert temporal_stability(frames, lambda f: f.copy()).record.flicker_ratio == 1.0
+    assert temporal_stability(frames, noisy()).record.flicker_ratio > 1.5
 
 
 def test_perfectly_static_frames() -> None:
     frames = [panning_frames(1)[0]] * 4
     identity = temporal_stability(frames, lambda f: f).record
-    assert identity["flicker_ratio"] == 1.0 and identity["content_static"]
-    assert temporal_stability(frames, noisy()).record["flicker_ratio"] == math.inf
+    assert identity.flicker_ratio == 1.0 and identity.content_static
+    assert temporal_stability(frames, noisy()).record.flicker_ratio == math.inf
     assert json_safe({"x": math.inf}) == {"x": None}
 
 
@@ -371,6 +391,8 @@ def test_missing_style_image(setup, tmp_path: Path, capsys, monkeypatch) -> None
     data["train_config"]["style_image"] = str(tmp_path / "gone.jpg")
     data["style_image"] = "gone.jpg"
     card.write_text(json.dumps(data))
+    for kept in card.parent.glob("style.*"):  # the model folder's own copy, gone too
+        kept.unlink()
     monkeypatch.chdir(tmp_path)
     err = run_cli(setup, models, setup.content, tmp_path, capsys)
     assert "style image 'gone.jpg'" in err and "--style" in err
@@ -383,11 +405,16 @@ def test_style_resolution_order_and_checksum(style_images: list[Path], tmp_path:
         name="m", style_image=trained.name, style_sha256=sha,
         train_config={"style_image": str(trained)},
     )  # fmt: skip
-    assert resolve_style(card, None) == (trained, sha, True)
-    path, _, matches = resolve_style(card, str(other))  # --style wins, and is checked
+    model_dir = tmp_path / "m"
+    model_dir.mkdir()
+    assert resolve_style(card, None, model_dir) == (trained, sha, True)  # older folder: no copy
+    kept = model_dir / f"style{trained.suffix}"
+    kept.write_bytes(trained.read_bytes())
+    assert resolve_style(card, None, model_dir) == (kept, sha, True)  # the model's own copy
+    path, _, matches = resolve_style(card, str(other), model_dir)  # --style wins, and is checked
     assert path == other and matches is False
     with pytest.raises(StylecastError, match="style image not found"):
-        resolve_style(card, str(tmp_path / "nope.jpg"))
+        resolve_style(card, str(tmp_path / "nope.jpg"), model_dir)
 
 
 # --- small parts --------------------------------------------------------------------------------
@@ -401,18 +428,27 @@ def test_ratio_and_first_step_below() -> None:
     assert first_step_below([5.0, 4.0], 1.0) is None
 
 
+def image_record(name: str, ratio_total: float, beats: int | None) -> ImageRecord:
+    """A hand-made record: identical fast and iterative losses, no PSNR (identical), no LPIPS."""
+    terms = LossTerms(content=1.0, style=2.0, tv=0.5, total=3.5)
+    return ImageRecord(
+        name=name, path=f"{name}.jpg", height=8, width=12, cache_key="0" * 64, cached=False,
+        losses=Losses(content_image=terms, iterative=terms, fast=terms),
+        ratios=Ratios(content=1.0, style=1.0, tv=1.0, total=ratio_total),
+        distances=Distances(ssim=1.0, psnr_db=None, lpips=None),
+        seconds=Seconds(iterative=2.0, fast=0.5), speedup=4.0, beats_fast_at_step=beats,
+        iterative_below_content_baseline=False, history=(3.5, 3.5),
+    )  # fmt: skip
+
+
 def test_aggregate_skips_missing_figures() -> None:
-    records = [
-        {"ratios": {"total": 1.0}, "beats_fast_at_step": 4},
-        {"ratios": {"total": 3.0}, "beats_fast_at_step": None},
-        {"ratios": {"total": 8.0}, "beats_fast_at_step": 10},
-    ]
+    records = [image_record("a", 1.0, 4), image_record("b", 3.0, None), image_record("c", 8.0, 10)]
     result = aggregate(records)
-    assert result["mean"]["ratio_total"] == 4.0 and result["median"]["ratio_total"] == 3.0
-    assert (
-        result["mean"]["beats_fast_at_step"] == 7.0 and result["count"]["beats_fast_at_step"] == 2
-    )
-    assert result["mean"]["ssim"] is None
+    assert result.mean.ratio_total == 4.0 and result.median.ratio_total == 3.0
+    assert result.count.ratio_total == 3
+    assert result.mean.beats_fast_at_step == 7.0 and result.count.beats_fast_at_step == 2
+    assert result.mean.lpips is None and result.count.lpips == 0
+    assert result.median.speedup == 4.0 and result.mean.iterative_total == 3.5
 
 
 def test_image_distances() -> None:
@@ -441,7 +477,109 @@ def test_cache_round_trip_and_half_written_entries(tmp_path: Path) -> None:
     assert cache.get(key, image.shape) is None
 
 
-def test_chart_ticks() -> None:
-    assert nice_ticks(0, 10, 5) == [0, 2, 4, 6, 8, 10]
-    assert log_ticks(0, 3) == [1, 10, 100, 1000]
-    assert log_ticks(math.log10(1.5), math.log10(30)) == [2, 5, 10, 20]
+def test_loss_chart_shows_the_run_the_fast_line_and_the_crossing() -> None:
+    chart = loss_chart([50.0, 5.0, 1.0], 100.0, 2.0, 3, "wide")
+    axes = chart.axes[0]
+    assert axes.get_yscale() == "log"  # 100 ÷ 1 > 20
+    assert axes.get_title(loc="left") == "wide"
+    iterative, fast, marker = axes.get_lines()
+    assert list(iterative.get_xdata()) == [0, 1, 2, 3]  # step 0: the content image
+    assert list(iterative.get_ydata()) == [100.0, 50.0, 5.0, 1.0]
+    assert set(fast.get_ydata()) == {2.0} and fast.get_linestyle() == "--"
+    assert set(marker.get_xdata()) == {3}
+    legend = [text.get_text() for text in axes.get_legend().get_texts()]
+    assert legend == ["iterative", "fast network", "iterative beats fast (step 3)"]
+    narrow = loss_chart([9.0, 8.0], 10.0, 7.0, None, "narrow").axes[0]
+    assert narrow.get_yscale() == "linear" and len(narrow.get_lines()) == 2  # no crossing
+
+
+def test_loss_chart_png_is_written_and_drawn(tmp_path: Path) -> None:
+    path = save_chart(loss_chart([50.0, 5.0, 1.0], 100.0, 2.0, 3, "title"), tmp_path / "c.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.png"]  # no temporary file left
+    with Image.open(path) as png:
+        assert png.format == "PNG" and png.size == (1280, 600)
+        pixels = np.asarray(png.convert("RGB")).reshape(-1, 3)
+    for colour, least in ((COLOURS["iterative"], 1000), (COLOURS["fast"], 500)):
+        rgb = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)])
+        assert (pixels == rgb).all(axis=1).sum() > least, colour  # the line is drawn
+    assert (pixels == 255).all(axis=1).mean() > 0.5  # mostly white background
+
+
+# --- the summary contract -----------------------------------------------------------------------
+
+
+def test_summary_json_round_trip(revalidated, tmp_path: Path) -> None:
+    summary = revalidated.summary
+    assert isinstance(summary, ValidationSummary) and len(summary.images) == 2
+    path = write_summary(summary, tmp_path / "summary.json")
+    assert read_summary(path) == summary
+    assert json.loads(path.read_text()) == summary.to_dict()
+    # non-finite figures are written as null and read back as None
+    video = temporal_stability([panning_frames(1)[0]] * 3, noisy()).record
+    assert video.flicker_ratio == math.inf
+    with_video = dataclasses.replace(summary, video=video)
+    write_summary(with_video, path)
+    assert json.loads(path.read_text())["video"]["flicker_ratio"] is None
+    assert read_summary(path) == dataclasses.replace(
+        with_video, video=dataclasses.replace(video, flicker_ratio=None)
+    )
+
+
+def test_the_written_summary_reads_back_whole(report: Path, summary: dict) -> None:
+    typed = read_summary(report / "summary.json")
+    assert typed.to_dict() == summary  # every key of summary.json is in the typed summary
+    assert typed.images[0].chart == summary["images"][0]["chart"]
+    assert typed.aggregate is not None and typed.video is not None and typed.video.strip
+
+
+def test_a_file_that_is_not_a_summary(tmp_path: Path) -> None:
+    path = tmp_path / "summary.json"
+    path.write_text('{"created": "today"}')
+    with pytest.raises(StylecastError, match="not a stylecast validation summary"):
+        read_summary(path)
+    with pytest.raises(StylecastError, match="cannot read"):
+        read_summary(tmp_path / "missing.json")
+
+
+# --- the report needs no torch ------------------------------------------------------------------
+
+BLOCK_TORCH = """
+import importlib.abc, sys
+BLOCKED = {"torch", "torchvision", "lightning", "torchmetrics", "onnxruntime"}
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)")
+sys.meta_path.insert(0, Block())
+"""
+
+
+def test_report_renders_without_torch(report: Path, tmp_path: Path) -> None:
+    """Read summary.json and write the whole report again with torch and onnxruntime blocked."""
+    script = BLOCK_TORCH + textwrap.dedent(
+        """
+        import numpy as np
+        from stylecast.validation.report import write_report
+        from stylecast.validation.results import ImagePictures, Validation, VideoFrames
+        from stylecast.validation.summary import read_summary
+
+        summary = read_summary(sys.argv[1])
+        pixels = np.full((16, 24, 3), 128, np.uint8)
+        frames = [pixels, pixels + 1, pixels + 2]
+        pictures = {r.name: ImagePictures(pixels, pixels, pixels) for r in summary.images}
+        video = VideoFrames(frames, frames)
+        write_report(Validation(summary, pixels, pictures, video), sys.argv[2])
+        assert read_summary(sys.argv[2] + "/summary.json") == summary
+        loaded = sorted(m for m in sys.modules if m.partition(".")[0] in BLOCKED)
+        assert not loaded, loaded
+        print("NO-TORCH-OK")
+        """
+    )
+    out = tmp_path / "again"
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(report / "summary.json"), str(out)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0 and "NO-TORCH-OK" in result.stdout, result.stderr
+    assert (out / "report.md").read_text() == (report / "report.md").read_text()
+    assert (out / "report.html").read_text() == (report / "report.html").read_text()

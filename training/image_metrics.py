@@ -38,6 +38,7 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     value = structural_similarity_index_measure(
         _as_batch(a), _as_batch(b), gaussian_kernel=True, sigma=1.5, kernel_size=11, data_range=1.0
     )
+    assert isinstance(value, torch.Tensor)  # one image pair, no full SSIM map: a scalar
     return float(value)
 
 

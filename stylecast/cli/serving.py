@@ -11,7 +11,6 @@ from typing import Any
 from .args import add_stylise_options, positive_int
 
 DEFAULT_SERVER = "localhost:50051"
-SUFFIX_ENCODINGS = {".png": "png", ".webp": "webp", ".jpg": "jpeg", ".jpeg": "jpeg"}
 
 
 def _stylise_options(args: argparse.Namespace) -> Any:
@@ -27,7 +26,7 @@ def _cmd_stylise(args: argparse.Namespace) -> None:
 
     written = stylise_files(
         args.inputs, args.model, args.models_dir, args.out, _stylise_options(args),
-        max_pixels=args.max_pixels,
+        max_pixels=args.max_pixels, progress=True,
     )  # fmt: skip
     for path in written[:10]:
         print(path)
@@ -65,8 +64,8 @@ SERVE_LIMITS = (
 
 def _server_config(args: argparse.Namespace) -> Any:
     from ..serving.auth import read_tokens
+    from ..serving.config import ServerConfig
     from ..serving.runtime import RuntimeOptions
-    from ..serving.server import ServerConfig
 
     settings: dict[str, Any] = {
         field: getattr(args, field)
@@ -94,6 +93,7 @@ def _server_config(args: argparse.Namespace) -> Any:
 
 def _cmd_serve(args: argparse.Namespace) -> None:
     import dataclasses
+    import os
 
     config = _server_config(args)
     if args.print_config:
@@ -101,13 +101,23 @@ def _cmd_serve(args: argparse.Namespace) -> None:
         settings["auth_tokens"] = f"<{len(config.auth_tokens)} token(s)>"
         print(json.dumps(settings, indent=2, default=str))
         return
+    from ..serving.readiness import ReadyInfo, remove_ready_file, write_ready_file
     from ..serving.server import serve
 
     def ready(server: Any) -> None:
-        metrics = f", metrics on :{server.metrics_port}/metrics" if server.metrics_port else ""
-        print(f"stylecast serve: listening on {server.address}{metrics}", flush=True)
+        info = ReadyInfo(server.address, server.port, server.metrics_port, os.getpid())
+        if args.ready_file:
+            write_ready_file(args.ready_file, info)
+        metrics = f", metrics on :{info.metrics_port}/metrics" if info.metrics_port else ""
+        print(f"stylecast serve: listening on {info.address}{metrics}", flush=True)
 
-    serve(config, on_ready=ready)
+    if args.ready_file:
+        remove_ready_file(args.ready_file)  # a stale one would tell a reader we are up
+    try:
+        serve(config, on_ready=ready)
+    finally:
+        if args.ready_file:
+            remove_ready_file(args.ready_file)
 
 
 def _add_serve(sub: Any) -> None:
@@ -138,6 +148,11 @@ def _add_serve(sub: Any) -> None:
         "--providers", help="onnxruntime providers, comma-separated (default: best)"
     )
     runtime.add_argument("--intra-op-threads", type=int, default=0, help="0: onnxruntime default")
+    p.add_argument(
+        "--ready-file",
+        metavar="PATH",
+        help="once serving, write the address (and metrics port) here as JSON; removed on exit",
+    )
     p.add_argument("--print-config", action="store_true", help="print the settings and exit")
     p.set_defaults(handler=_cmd_serve)
 
@@ -175,9 +190,9 @@ def _client(args: argparse.Namespace) -> Any:
 
 
 def _request_options(args: argparse.Namespace, encoding: str = "jpeg", quality: int = 0) -> Any:
-    from ..serving.client import make_options
+    from ..serving.codec import request_options
 
-    return make_options(args.strength, args.preserve_color, args.max_side, encoding, quality)
+    return request_options(args.strength, args.preserve_color, args.max_side, encoding, quality)
 
 
 def _cmd_client_models(args: argparse.Namespace) -> None:
@@ -201,13 +216,14 @@ def _cmd_client_models(args: argparse.Namespace) -> None:
 
 def _cmd_client_stylise(args: argparse.Namespace) -> None:
     from ..errors import StylecastError
+    from ..serving.imaging import encoding_for_suffix
 
     source, target = Path(args.input), Path(args.output)
     try:
         data = source.read_bytes()
     except OSError as exc:
         raise StylecastError(f"cannot read {source}: {exc.strerror}") from None
-    encoding = SUFFIX_ENCODINGS.get(target.suffix.lower(), "jpeg")
+    encoding = encoding_for_suffix(target.suffix)
     with _client(args) as client:
         reply = client.stylise(data, args.model, _request_options(args, encoding, args.quality))
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -223,7 +239,7 @@ def _cmd_client_stylise(args: argparse.Namespace) -> None:
 def _cmd_client_health(args: argparse.Namespace) -> None:
     from ..errors import StylecastError
     from ..serving.client import ServerError
-    from ..serving.server import model_health_name
+    from ..serving.health import model_health_name
 
     service = model_health_name(args.model) if args.model else ""
     with _client(args) as client:

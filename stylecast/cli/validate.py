@@ -1,5 +1,6 @@
-"""`stylecast validate`: fast network vs the iterative optimisation it replaces (imports torch
-lazily)."""
+"""`stylecast validate`: fast network vs the iterative optimisation it replaces. Parses the
+arguments, runs ``stylecast.training.validate`` (torch, imported only when run), writes the report
+with ``stylecast.validation.report`` and prints the headline figures."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from .args import add_loss_arguments, loss_overrides, positive_int
 
 
 def _cmd_validate(args: argparse.Namespace) -> None:
-    from ..training.report import headline, write_report
     from ..training.validate import ValidateOptions, validate_model
+    from ..validation.report import write_report
+    from ..validation.tables import headline
 
     options = ValidateOptions(
         size=args.size,

@@ -1,0 +1,123 @@
+"""The stylise pipeline, one image at a time, shared by the gRPC server and `stylecast stylise`:
+
+    decode → orient → downscale → check the minimum side → infer → blend → encode
+
+Transport-free: encoded images in and out (``imaging.EncodedImage``), no gRPC or protobuf.
+Each step happens here and only here. Inference is a hook (``Infer``): offline it simply runs
+the model (``run_now``); the server's hook waits for an inference slot, stops the run when its
+call ends and counts the outcome (``servicer.StylecastServicer``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .imaging import (
+    DEFAULT_MAX_PIXELS,
+    EncodedImage,
+    ImageError,
+    OutputFormat,
+    StyliseOptions,
+    blend,
+    decode_image,
+    downscale,
+    encode_image,
+)
+from .model_card import MIN_SIDE
+
+if TYPE_CHECKING:
+    from .runtime import StyleModel
+
+
+@dataclass(frozen=True)
+class Inferred:
+    """The network's output for one image, and the seconds spent getting it."""
+
+    image: np.ndarray
+    queue_s: float = 0.0  # waiting for an inference slot
+    inference_s: float = 0.0  # running the network
+
+
+# The inference step: (model, prepared RGB image) → Inferred.
+Infer = Callable[["StyleModel", np.ndarray], Inferred]
+
+
+def run_now(model: StyleModel, content: np.ndarray) -> Inferred:
+    """Inference with no slot to wait for (offline): run the network on this thread."""
+    start = time.perf_counter()
+    out = model.run(content)
+    return Inferred(out, 0.0, time.perf_counter() - start)
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Where the time of one image went, in seconds (the API's ``Timings``)."""
+
+    decode_s: float  # decoding and downscaling
+    queue_s: float  # waiting for an inference slot
+    inference_s: float  # the network plus the strength and preserve_color blend
+    encode_s: float
+
+
+@dataclass(frozen=True)
+class Stylised:
+    """A stylised, encoded image and its timings."""
+
+    image: EncodedImage
+    timings: Timings
+
+
+def check_min_side(image: np.ndarray) -> None:
+    """Refuse an image smaller than the exported graphs accept (``model_card.MIN_SIDE``)."""
+    height, width = image.shape[:2]
+    if min(height, width) < MIN_SIDE:
+        raise ImageError(
+            f"image is {width}x{height}; the network needs at least {MIN_SIDE} pixels on each side"
+        )
+
+
+def prepare(
+    image: EncodedImage, options: StyliseOptions, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
+    """decode → orient → downscale → check the minimum side: the network's input."""
+    content = decode_image(image, max_pixels)
+    # orient: turning the image upright by its EXIF orientation belongs here (a later change).
+    content = downscale(content, options.max_side)
+    check_min_side(content)
+    return content
+
+
+def stylise(
+    model: StyleModel,
+    image: EncodedImage,
+    options: StyliseOptions | None = None,
+    output: OutputFormat | None = None,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    infer: Infer = run_now,
+) -> Stylised:
+    """Stylise one encoded image with ``model``: ``prepare`` it, ``infer``, blend with the
+    options, encode as ``output`` asks (default: JPEG, quality 90). Raises ImageError for a
+    bad image; ``infer``'s own exceptions pass through."""
+    options = options or StyliseOptions()
+    output = output or OutputFormat()
+    start = time.perf_counter()
+    content = prepare(image, options, max_pixels)
+    prepared = time.perf_counter()
+    inferred = infer(model, content)
+    blend_start = time.perf_counter()
+    out = blend(content, inferred.image, options)
+    blended = time.perf_counter()
+    encoded = encode_image(out, output)
+    timings = Timings(
+        decode_s=prepared - start,
+        queue_s=inferred.queue_s,
+        inference_s=inferred.inference_s + (blended - blend_start),
+        encode_s=time.perf_counter() - blended,
+    )
+    return Stylised(encoded, timings)
