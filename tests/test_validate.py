@@ -583,3 +583,19 @@ def test_report_renders_without_torch(report: Path, tmp_path: Path) -> None:
     assert result.returncode == 0 and "NO-TORCH-OK" in result.stdout, result.stderr
     assert (out / "report.md").read_text() == (report / "report.md").read_text()
     assert (out / "report.html").read_text() == (report / "report.html").read_text()
+
+
+def test_style_targets_use_the_training_style_size_unless_overridden(
+    setup, summary: dict, tmp_path: Path, capsys
+) -> None:
+    """Gram targets are compared at the scale the model was trained with (its card), not at
+    --size; --style-size overrides, and the report says which was used."""
+    card = json.loads((setup.models / "tiny" / "model.json").read_text())
+    trained = card["train_config"]["style_size"] or card["train_config"]["image_size"]
+    assert summary["settings"]["style_size"] == trained
+    assert summary["settings"]["style_size_source"] == "training"
+    out = tmp_path / "override"
+    assert main(cli_args(setup, out, "--style-size", "48")) == 0
+    overridden = json.loads((out / "summary.json").read_text())["settings"]
+    assert (overridden["style_size"], overridden["style_size_source"]) == (48, "--style-size")
+    assert "style 48 px, from --style-size" in (out / "report.md").read_text()

@@ -37,6 +37,19 @@ def card_loss(card: Any, overrides: dict[str, Any]) -> LossConfig:
         ) from None
 
 
+def trained_style_size(card: Any) -> int:
+    """The longer side the style image had when the model was trained: its Gram targets are
+    only comparable at that scale (the training config's style_size, else its image_size)."""
+    train = card.train_config if isinstance(card.train_config, dict) else {}
+    for key in ("style_size", "image_size"):
+        value = train.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    raise StylecastError(
+        f"model {card.name!r}: its card does not record the training style size; pass --style-size"
+    )
+
+
 def card_vgg_spec(card: Any, override: str | None) -> str:
     """The --vgg-weights spec to rebuild the model's loss network."""
     if override:

@@ -33,7 +33,13 @@ from stylecast.validation.summary import (
     aggregate,
 )
 
-from .card_settings import card_loss, card_vgg_spec, load_style_model, resolve_style
+from .card_settings import (
+    card_loss,
+    card_vgg_spec,
+    load_style_model,
+    resolve_style,
+    trained_style_size,
+)
 from .config import require_positive, to_dict
 from .devices import pick_device
 from .image_metrics import Lpips
@@ -57,7 +63,7 @@ class ValidateOptions:
     iterate_steps: int = 300
     optimizer: str = "lbfgs"
     style: str | None = None
-    style_size: int | None = None  # None: ``size``, as `stylecast iterate` does
+    style_size: int | None = None  # None: the style size the model was trained with
     vgg_weights: str | None = None
     loss_overrides: dict[str, Any] = field(default_factory=dict)
     cache_dir: str | None = None  # None: OUT/cache
@@ -104,7 +110,9 @@ def validate_model(
         card, options.style, model.path.parent.parent
     )
     device = pick_device(options.device)
-    style_size = options.style_size or options.size
+    style_size, style_size_source = options.style_size, "--style-size"
+    if style_size is None:
+        style_size, style_size_source = trained_style_size(card), "training"
     criterion = build_scorer(style_path, style_size, loss, vgg_spec, device)
     weights_id = criterion.network.weights_id
     iterate = IterateConfig(
@@ -169,6 +177,7 @@ def validate_model(
         settings=Settings(
             size=options.size,
             style_size=style_size,
+            style_size_source=style_size_source,
             iterate_steps=options.iterate_steps,
             optimizer=options.optimizer,
             init=iterate.init,

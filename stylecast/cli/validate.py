@@ -53,7 +53,11 @@ def _add_validate(sub: Any) -> None:
     p.add_argument("--iterate-steps", type=positive_int, default=300)
     p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
     p.add_argument("--style", help="style image (default: from the model card)")
-    p.add_argument("--style-size", type=positive_int, help="style longer side (default: --size)")
+    p.add_argument(
+        "--style-size",
+        type=positive_int,
+        help="style longer side (default: the one the model was trained with, from its card)",
+    )
     p.add_argument("--cache-dir", help="iterative-output cache (default: OUT/cache)")
     p.add_argument(
         "--device",

@@ -262,6 +262,7 @@ class Settings:
 
     size: int
     style_size: int
+    style_size_source: str  # "training" (the model card's) or "--style-size"
     iterate_steps: int
     optimizer: str
     init: str
@@ -273,7 +274,8 @@ class Settings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Settings:
-        return cls(**{**data, "loss": LossSettings.from_dict(data["loss"])})
+        defaults = {"style_size_source": "--size"}  # summaries written before it was recorded
+        return cls(**{**defaults, **data, "loss": LossSettings.from_dict(data["loss"])})
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,8 @@ def settings_lines(summary: ValidationSummary) -> list[str]:
     loss = s.loss
     return [
         f"Model: {m.name} v{m.version}; style image {m.style_image} ({m.style_path}).",
-        f"Size {s.size} px (style {s.style_size} px); iterative: {s.iterate_steps} "
+        f"Size {s.size} px (style {s.style_size} px, from {s.style_size_source}); iterative: "
+        f"{s.iterate_steps} "
         f"{s.optimizer} steps from the content image.",
         f"Loss network {m.vgg_weights}; content {', '.join(loss.content_layers)} × "
         f"{fmt_weight(loss.content_weight)}; style {', '.join(loss.style_layers)} × "
