@@ -47,7 +47,7 @@ def test_lbfgs_lowers_the_loss(criterion, content, loss_config) -> None:
     assert result.history[-1] < result.history[0]
     assert result.losses["total"] < start
     assert result.losses["total"] < 0.5 * start  # 20 steps do much more than nudge it
-    assert result.losses["total"] == pytest.approx(min(result.history), rel=1e-5)
+    assert result.losses["total"] == pytest.approx(min(result.history), rel=1e-4)
     assert result.image.shape == content.shape
     assert 0.0 <= float(result.image.min()) <= float(result.image.max()) <= 1.0
     assert not torch.equal(result.image, content)
@@ -66,7 +66,7 @@ def test_lbfgs_reference_is_monotone_and_returns_its_best_iterate(
     best_so_far = [min(result.history[: i + 1]) for i in range(len(result.history))]
     worst_rise = max(h - b for h, b in zip(result.history, best_so_far, strict=True))
     assert worst_rise <= 1e-3 * best_so_far[-1]
-    assert result.losses["total"] == pytest.approx(min(result.history), rel=1e-5)
+    assert result.losses["total"] == pytest.approx(min(result.history), rel=1e-4)
     assert result.history[result.best_step - 1] == pytest.approx(min(result.history), rel=1e-6)
     # One evaluation per step (plus the final one), more only inside line searches; never
     # the extra no-grad forward after each step the clamped version paid for.
