@@ -1,8 +1,9 @@
 """Prometheus metrics of one server, in their own registry (several servers can live in one
 process, as in the tests). Served over HTTP by ``start_http`` when a metrics port is set.
 
-Model labels only ever hold names of loaded models (or "" before the model is known), so a
-client sending random model names cannot grow the label set without bound.
+Model labels only ever hold names of model folders in the repository (loaded ones, or "" before
+the model is known; failed ones in ``stylecast_model_load_failures_total``), so a client sending
+random model names cannot grow the label set without bound.
 """
 
 from __future__ import annotations
@@ -83,10 +84,27 @@ class ServerMetrics:
         self.models_loaded = Gauge(
             "stylecast_models_loaded", "Models loaded and serving.", registry=r
         )
+        self.models_failed = Gauge(
+            "stylecast_models_failed",
+            "Models whose newest version did not load (not served, or an older version is).",
+            registry=r,
+        )
         self.reloads = Counter(
             "stylecast_model_reload_events",
-            "Models loaded, removed or failed on reload.",
+            "Models loaded, removed or failed on a scan of the repository (the first included).",
             ["event"],
+            registry=r,
+        )
+        self.load_failures = Counter(
+            "stylecast_model_load_failures",
+            "Failed loads by model: a bad card, or no working version, or a broken newer one "
+            "(counted once per change on disk, not per rescan).",
+            ["model"],
+            registry=r,
+        )
+        self.rescan_errors = Counter(
+            "stylecast_model_rescan_errors",
+            "Rescans of the repository that could not read the models folder.",
             registry=r,
         )
 

@@ -34,6 +34,8 @@ INPUT_NAME = "image"
 OUTPUT_NAME = "stylised"
 MIN_SIDE = 8  # smallest height/width the exported graphs accept (reflection padding)
 MAX_SIDE = 8192
+MAX_OPSET = 1000  # far above any ONNX opset; keeps the value inside the proto's uint32
+MAX_VERSION = 2**32 - 1  # versions travel as uint32
 PRECISIONS = ("fp32", "fp16")
 IO_SPEC = {
     "input": {
@@ -143,8 +145,19 @@ def _checked(data: Any, fields: dict[str, type], required: tuple[str, ...], wher
             raise StylecastError(
                 f"{where}: field {name!r} must be {kind.__name__}, got {type(value).__name__}"
             )
+        if isinstance(value, str) and not _encodable(value):
+            raise StylecastError(f"{where}: field {name!r} is not valid UTF-8 text")
         out[name] = value
     return out
+
+
+def _encodable(text: str) -> bool:
+    """False for strings holding lone surrogates (JSON "\\ud800"), which protobuf refuses."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_version_info(data: Any, where: str) -> VersionInfo:
@@ -154,6 +167,8 @@ def parse_version_info(data: Any, where: str) -> VersionInfo:
         raise StylecastError(
             f"{where}: precision {values['precision']!r} is not one of {', '.join(PRECISIONS)}"
         )
+    if not 1 <= values["opset"] <= MAX_OPSET:
+        raise StylecastError(f"{where}: opset {values['opset']} is out of range")
     sha = values["sha256"]
     if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
         raise StylecastError(f"{where}: sha256 is not 64 lowercase hex digits")
@@ -167,7 +182,12 @@ def _parse_losses(data: dict[str, Any], where: str) -> dict[str, float]:
     for name, value in data.items():
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise StylecastError(f"{where}: final_losses[{name!r}] must be a number")
-        losses[name] = float(value)
+        try:
+            losses[name] = float(value)
+        except OverflowError:
+            raise StylecastError(f"{where}: final_losses[{name!r}] is out of range") from None
+        if not _encodable(name):
+            raise StylecastError(f"{where}: a final_losses name is not valid UTF-8 text")
     return losses
 
 
@@ -189,7 +209,7 @@ def version_numbers(model_dir: Path) -> list[int]:
         (
             int(p.name)
             for p in model_dir.iterdir()
-            if p.is_dir() and p.name.isascii() and p.name.isdigit()
+            if p.is_dir() and p.name.isascii() and p.name.isdigit() and int(p.name) <= MAX_VERSION
         ),
         reverse=True,
     )

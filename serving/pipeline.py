@@ -1,11 +1,16 @@
 """The stylise pipeline, one image at a time, shared by the gRPC server and `stylecast stylise`:
 
-    decode → orient → downscale → check the minimum side → infer → blend → encode
+    decode → orient → flatten → downscale → check the minimum side → infer → blend → encode
 
 Transport-free: encoded images in and out (``imaging.EncodedImage``), no gRPC or protobuf.
 Each step happens here and only here. Inference is a hook (``Infer``): offline it simply runs
 the model (``run_now``); the server's hook waits for an inference slot, stops the run when its
 call ends and counts the outcome (``servicer.StylecastServicer``).
+
+``flatten`` composites a transparent input over ``imaging.BACKGROUND`` (white) for the
+network; the input's alpha is resized with the image and handed to the encoder, which keeps
+it (PNG, WebP) or composites the result over the same background (JPEG, raw RGB).
+serving.imaging says how EXIF orientation, 16-bit channels and transparency are read.
 """
 
 from __future__ import annotations
@@ -24,9 +29,11 @@ from .imaging import (
     OutputFormat,
     StyliseOptions,
     blend,
-    decode_image,
     downscale,
     encode_image,
+    flatten,
+    orient,
+    read_image,
 )
 from .model_card import MIN_SIDE
 
@@ -65,6 +72,15 @@ class Timings:
 
 
 @dataclass(frozen=True)
+class Prepared:
+    """The network's input (upright RGB over the background, downscaled) and the input's
+    alpha at the same size (None: the input is opaque)."""
+
+    content: np.ndarray
+    alpha: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
 class Stylised:
     """A stylised, encoded image and its timings."""
 
@@ -83,13 +99,15 @@ def check_min_side(image: np.ndarray) -> None:
 
 def prepare(
     image: EncodedImage, options: StyliseOptions, max_pixels: int = DEFAULT_MAX_PIXELS
-) -> np.ndarray:
-    """decode → orient → downscale → check the minimum side: the network's input."""
-    content = decode_image(image, max_pixels)
-    # orient: turning the image upright by its EXIF orientation belongs here (a later change).
-    content = downscale(content, options.max_side)
+) -> Prepared:
+    """decode → orient → flatten → downscale → check the minimum side: the network's input
+    and the alpha to put back."""
+    pixels = read_image(image, max_pixels)  # the pixel limit is checked from the header
+    pixels = orient(pixels)  # upright by the EXIF orientation
+    content = downscale(flatten(pixels.rgb, pixels.alpha), options.max_side)
+    alpha = None if pixels.alpha is None else downscale(pixels.alpha, options.max_side)
     check_min_side(content)
-    return content
+    return Prepared(content, alpha)
 
 
 def stylise(
@@ -102,20 +120,20 @@ def stylise(
     infer: Infer = run_now,
 ) -> Stylised:
     """Stylise one encoded image with ``model``: ``prepare`` it, ``infer``, blend with the
-    options, encode as ``output`` asks (default: JPEG, quality 90). Raises ImageError for a
-    bad image; ``infer``'s own exceptions pass through."""
+    options, encode as ``output`` asks (default: JPEG, quality 90) with the input's alpha.
+    Raises ImageError for a bad image; ``infer``'s own exceptions pass through."""
     options = options or StyliseOptions()
     output = output or OutputFormat()
     start = time.perf_counter()
-    content = prepare(image, options, max_pixels)
-    prepared = time.perf_counter()
-    inferred = infer(model, content)
+    prepared = prepare(image, options, max_pixels)
+    decoded = time.perf_counter()
+    inferred = infer(model, prepared.content)
     blend_start = time.perf_counter()
-    out = blend(content, inferred.image, options)
+    out = blend(prepared.content, inferred.image, options)
     blended = time.perf_counter()
-    encoded = encode_image(out, output)
+    encoded = encode_image(out, output, prepared.alpha)
     timings = Timings(
-        decode_s=prepared - start,
+        decode_s=decoded - start,
         queue_s=inferred.queue_s,
         inference_s=inferred.inference_s + (blended - blend_start),
         encode_s=time.perf_counter() - blended,

@@ -89,6 +89,7 @@ class ModelRepository:
         self._models: dict[str, StyleModel] = {}
         self._signatures: dict[str, tuple] = {}
         self.errors: dict[str, str] = {}
+        self._scan_error: str | None = None
         self._lock = threading.Lock()
         self.reload()
 
@@ -102,8 +103,13 @@ class ModelRepository:
             }
         except OSError as exc:
             report.scan_error = f"cannot list {self.root}: {exc.strerror or exc}"
-            log.error("model rescan failed: %s", report.scan_error)
+            if report.scan_error != self._scan_error:  # logged once, not every rescan
+                log.error("model rescan failed: %s", report.scan_error)
+            self._scan_error = report.scan_error
             return report
+        if self._scan_error is not None:
+            log.info("model folder %s readable again", self.root)
+            self._scan_error = None
         models, signatures, errors = dict(self._models), dict(self._signatures), dict(self.errors)
         for name in set(models) - set(present):
             models.pop(name)

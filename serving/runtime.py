@@ -1,6 +1,13 @@
 """onnxruntime inference for one exported model: execution-provider choice, session options,
 warm-up, and the raw run (uint8 RGB in, uint8 RGB out). Everything around the run (decoding,
-downscaling, the minimum side, blending, encoding) is serving.pipeline's."""
+downscaling, the minimum side, blending, encoding) is serving.pipeline's.
+
+Memory: onnxruntime's CPU arena keeps what the largest run needed. So the arena is given back
+to the system after a run of more than ``RuntimeOptions.arena_shrink_pixels`` pixels, and
+kept warm for smaller ones (camera frames), which would otherwise pay for re-allocating it.
+The memory-pattern planner is off by default: with images of varying size it made the arena
+keep about twice a run's working set, for no measured speed gain
+(benchmarks/bench_memory.py)."""
 
 from __future__ import annotations
 
@@ -24,6 +31,8 @@ PROVIDER_PREFERENCE = (
     "CPUExecutionProvider",
 )
 WARMUP_SHAPE = (1, 64, 64, 3)
+ARENA_SHRINK_KEY = "memory.enable_memory_arena_shrinkage"
+ARENA_SHRINK_DEVICES = "cpu:0"
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,14 @@ class RuntimeOptions:
     trt_fp16: bool = True
     trt_cache_dir: str = ".trt-cache"
     warmup: bool = True
+    arena_shrink_pixels: int = 640 * 480  # shrink the CPU arena after larger runs (0: always)
+    memory_pattern: bool = False  # onnxruntime's memory-pattern planning (see the module doc)
+
+    def __post_init__(self) -> None:
+        if self.arena_shrink_pixels < 0:
+            raise StylecastError(
+                f"arena_shrink_pixels must be >= 0 (got {self.arena_shrink_pixels})"
+            )
 
 
 def select_providers(options: RuntimeOptions) -> list[Any]:
@@ -77,11 +94,13 @@ class StyleModel:
         self.card = card
         self.name = card.name
         self.version = version
+        self.arena_shrink_pixels = options.arena_shrink_pixels
         session_options = ort.SessionOptions()
         session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         session_options.intra_op_num_threads = options.intra_op_threads
         session_options.inter_op_num_threads = options.inter_op_threads
         session_options.log_severity_level = 3
+        session_options.enable_mem_pattern = options.memory_pattern
         try:
             self.session = ort.InferenceSession(
                 str(path), sess_options=session_options, providers=select_providers(options)
@@ -100,10 +119,24 @@ class StyleModel:
         """Raw inference: uint8 [N, H, W, 3] (or [H, W, 3]) in, same shape out. The caller
         sends images the graph accepts (serving.pipeline checks the minimum side).
 
-        ``run_options`` lets another thread stop the run (``run_options.terminate = True``),
-        as the gRPC server does when a call is cancelled or its deadline passes."""
+        ``run_options`` (one per run) lets another thread stop the run
+        (``run_options.terminate = True``), as the gRPC server does when a call is cancelled
+        or its deadline passes. After a run over ``arena_shrink_pixels`` pixels the CPU arena
+        is shrunk (an entry added to ``run_options``)."""
         single = batch.ndim == 3
         if single:
             batch = batch[None]
+        if batch.shape[0] * batch.shape[1] * batch.shape[2] > self.arena_shrink_pixels:
+            run_options = run_options or ort.RunOptions()
+            if not asks_arena_shrink(run_options):
+                run_options.add_run_config_entry(ARENA_SHRINK_KEY, ARENA_SHRINK_DEVICES)
         out = self.session.run(None, {INPUT_NAME: np.ascontiguousarray(batch)}, run_options)[0]
         return out[0] if single else out
+
+
+def asks_arena_shrink(run_options: ort.RunOptions) -> bool:
+    """Whether ``run_options`` already asks for the arena to be shrunk after the run."""
+    try:
+        return bool(run_options.get_run_config_entry(ARENA_SHRINK_KEY))
+    except RuntimeError:  # no such entry
+        return False

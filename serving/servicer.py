@@ -4,10 +4,17 @@ cancellation and metrics around them.
 
 Status codes: unknown model → NOT_FOUND; anything wrong with the image or options (including
 more pixels than ``max_pixels``: retrying cannot help, so it is not RESOURCE_EXHAUSTED) →
-INVALID_ARGUMENT; inference limit and queue full, too many streams, or a message over
-``max_message_bytes`` (gRPC's own check) → RESOURCE_EXHAUSTED; deadline passed →
-DEADLINE_EXCEEDED; missing token → UNAUTHENTICATED (serving.auth); anything else → INTERNAL
-with the traceback in the server log only.
+INVALID_ARGUMENT; inference limit and queue full, too many streams, or a request or reply over
+``max_message_bytes`` → RESOURCE_EXHAUSTED; deadline passed → DEADLINE_EXCEEDED; shutting
+down and refusing calls → UNAVAILABLE; the models folder unreadable on ReloadModels →
+FAILED_PRECONDITION; missing token → UNAUTHENTICATED (serving.auth); anything else →
+INTERNAL with the traceback in the server log only. Each is counted in
+``stylecast_requests_total`` with the code the client sees.
+
+Message size: gRPC's own limit sits above ``max_message_bytes`` by a margin
+(``ServerConfig.grpc_message_limit``), so the handlers see, refuse and count messages over
+``max_message_bytes``; only messages over the margin too are refused by gRPC itself, before
+any handler runs, and are not counted.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import grpc
 import numpy as np
 import onnxruntime as ort
 
+from stylecast.errors import StylecastError
 from stylecast.v1 import stylise_pb2 as pb
 from stylecast.v1 import stylise_pb2_grpc as pb_grpc
 
@@ -46,14 +54,30 @@ from .watcher import ModelWatcher
 log = logging.getLogger(__name__)
 
 
+class TooLarge(StylecastError):
+    """A request or reply is over ``max_message_bytes`` (maps to RESOURCE_EXHAUSTED)."""
+
+
+class ShuttingDown(StylecastError):
+    """The server is draining and refuses new calls (maps to UNAVAILABLE: try another one)."""
+
+
+class RescanFailed(StylecastError):
+    """The models folder could not be read (maps to FAILED_PRECONDITION)."""
+
+
 def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """The gRPC status for an exception raised while handling a call."""
     if isinstance(exc, ModelNotFound):
         return grpc.StatusCode.NOT_FOUND, str(exc)
     if isinstance(exc, ImageError | BadRequest):
         return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
-    if isinstance(exc, Overloaded):
+    if isinstance(exc, Overloaded | TooLarge):
         return grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
+    if isinstance(exc, ShuttingDown):
+        return grpc.StatusCode.UNAVAILABLE, str(exc)
+    if isinstance(exc, RescanFailed):
+        return grpc.StatusCode.FAILED_PRECONDITION, str(exc)
     if isinstance(exc, CallAbandoned):
         code = grpc.StatusCode.DEADLINE_EXCEEDED if exc.deadline else grpc.StatusCode.CANCELLED
         return code, str(exc)
@@ -61,16 +85,47 @@ def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.INTERNAL, "internal server error (details are in the server log)"
 
 
-def run_options_for(context: grpc.ServicerContext) -> ort.RunOptions:
-    """RunOptions that are terminated when the call ends for any reason."""
-    run_options = ort.RunOptions()
+def safe_text(text: str) -> str:
+    """``text`` as protobuf accepts it: lone surrogates (from undecodable file names or
+    JSON escapes) become "?"."""
+    return text.encode("utf-8", "replace").decode("utf-8")
 
-    def terminate() -> None:
-        run_options.terminate = True
 
-    if not context.add_callback(terminate):  # the call has already ended
-        terminate()
-    return run_options
+class RunStopper:
+    """Stops the inference of a call when the call ends for any reason: each inference gets
+    fresh RunOptions from ``new()``, terminated when the call ends (at once if it has)."""
+
+    def __init__(self, context: grpc.ServicerContext) -> None:
+        self._lock = threading.Lock()
+        self._current: ort.RunOptions | None = None
+        self.stopped = False
+        if not context.add_callback(self.stop):  # the call has already ended
+            self.stop()
+
+    def stop(self) -> None:
+        with self._lock:
+            self.stopped = True
+            if self._current is not None:
+                self._current.terminate = True
+
+    def new(self) -> ort.RunOptions:
+        """RunOptions for the call's next inference."""
+        run_options = ort.RunOptions()
+        with self._lock:
+            self._current = run_options
+            if self.stopped:
+                run_options.terminate = True
+        return run_options
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """A stream frame with the model and options in force when it arrived (earlier frames
+    may have named them and been dropped since)."""
+
+    request: pb.StyliseStreamRequest
+    model: str
+    options: pb.StyliseOptions
 
 
 @dataclass
@@ -103,6 +158,28 @@ class StylecastServicer(pb_grpc.StylecastServicer):
         metrics.inferences_running.set_function(lambda: self.limiter.running)
         metrics.inference_queue.set_function(lambda: self.limiter.waiting)
         self._streams = threading.BoundedSemaphore(config.max_streams)
+        self._refusing = False
+        self._bad_cards: set[tuple[str, int]] = set()
+
+    def refuse_calls(self) -> None:
+        """Shutdown is draining: answer new calls UNAVAILABLE from now on."""
+        self._refusing = True
+
+    def _check_open(self) -> None:
+        if self._refusing:
+            raise ShuttingDown("server is shutting down; retry on another server")
+
+    def _check_size(self, message: Any, what: str) -> None:
+        """Refuse a request or reply over ``max_message_bytes`` (TooLarge)."""
+        size, limit = message.ByteSize(), self.config.max_message_bytes
+        if size <= limit:
+            return
+        if what == "request":
+            raise TooLarge(f"request is {size} bytes, over the server's limit of {limit} bytes")
+        raise TooLarge(
+            f"the reply would be {size} bytes, over the server's limit of {limit} bytes; ask "
+            "for JPEG or WebP output, or a smaller max_side"
+        )
 
     # -- bookkeeping ----------------------------------------------------------------------
 
@@ -118,13 +195,22 @@ class StylecastServicer(pb_grpc.StylecastServicer):
         )
 
     def _unary(
-        self, method: str, context: grpc.ServicerContext, work: Callable[[_CallRecord], Any]
+        self,
+        method: str,
+        request: Any,
+        context: grpc.ServicerContext,
+        work: Callable[[_CallRecord], Any],
     ) -> Any:
-        """Run ``work`` with metrics; turn any exception into a clean status."""
+        """Run ``work`` with metrics, refusing requests and replies over the size limit; turn
+        any exception into a clean status."""
         call = self._begin(method)
         try:
             try:
-                return work(call)
+                self._check_open()
+                self._check_size(request, "request")
+                reply = work(call)
+                self._check_size(reply, "reply")
+                return reply
             except Exception as exc:
                 call.code, message = status_of(exc)
         finally:
@@ -134,16 +220,17 @@ class StylecastServicer(pb_grpc.StylecastServicer):
     # -- one image through the pipeline ------------------------------------------------------
 
     def _inference(
-        self, method: str, context: grpc.ServicerContext, run_options: ort.RunOptions
+        self, method: str, context: grpc.ServicerContext, stopper: RunStopper
     ) -> pipeline.Infer:
         """The pipeline's inference step for one call: wait for a slot while the call is
         alive, run the network, count the outcome. No inference starts for a call that is
         already cancelled or past its deadline, and a running one is stopped
-        (``run_options.terminate``) when the call ends."""
+        (``run_options.terminate``, by ``stopper``) when the call ends."""
 
         def infer(model: StyleModel, content: np.ndarray) -> pipeline.Inferred:
             try:
                 with self.limiter.slot(context.is_active, context.time_remaining) as queue_s:
+                    run_options = stopper.new()
                     start = time.perf_counter()
                     try:
                         out = model.run(content, run_options)
@@ -176,7 +263,7 @@ class StylecastServicer(pb_grpc.StylecastServicer):
         image: pb.Image,
         options_message: pb.StyliseOptions,
         context: grpc.ServicerContext,
-        run_options: ort.RunOptions,
+        stopper: RunStopper,
     ) -> pipeline.Stylised:
         """One request image through the pipeline, with this call's inference step."""
         options, output = options_from_message(options_message, self.config.default_quality)
@@ -186,7 +273,7 @@ class StylecastServicer(pb_grpc.StylecastServicer):
             options,
             output,
             max_pixels=self.config.max_pixels,
-            infer=self._inference(method, context, run_options),
+            infer=self._inference(method, context, stopper),
         )
         self.metrics.inference_latency.labels(model.name).observe(result.timings.inference_s)
         return result
@@ -204,7 +291,7 @@ class StylecastServicer(pb_grpc.StylecastServicer):
                     request.image,
                     request.options,
                     context,
-                    run_options_for(context),
+                    RunStopper(context),
                 )
             return pb.StyliseResponse(
                 image=message_from_image(result.image),
@@ -213,45 +300,76 @@ class StylecastServicer(pb_grpc.StylecastServicer):
                 timings=timings_message(result.timings, time.perf_counter() - call.start),
             )
 
-        return self._unary("Stylise", context, work)
+        return self._unary("Stylise", request, context, work)
+
+    def _card(self, model: StyleModel, thumbnail: bool = True) -> pb.ModelCard:
+        """A loaded model's card; a card whose values the message cannot hold (the card is
+        validated, but e.g. an opset out of range or an undecodable file name) becomes a
+        minimal card, so one odd card never fails a listing. Logged once per version."""
+        try:
+            return card_message(model, thumbnail)
+        except Exception as exc:
+            if (model.name, model.version) not in self._bad_cards:
+                self._bad_cards.add((model.name, model.version))
+                log.warning("model %s v%d: card shown minimal (%r)", model.name, model.version, exc)
+            return pb.ModelCard(
+                name=safe_text(model.name),
+                version=model.version,
+                latest_version=model.version,
+                provider=model.provider,
+                description="(card values not representable; see the server log)",
+            )
 
     def ListModels(self, request: pb.ListModelsRequest, context: grpc.ServicerContext) -> Any:
         def work(_call: _CallRecord) -> pb.ListModelsResponse:
-            cards = [card_message(m, request.include_thumbnails) for m in self.repository.models()]
+            models = self.repository.models()
+            cards = [self._card(m, request.include_thumbnails) for m in models]
             return pb.ListModelsResponse(models=cards)
 
-        return self._unary("ListModels", context, work)
+        return self._unary("ListModels", request, context, work)
 
     def GetModel(self, request: pb.GetModelRequest, context: grpc.ServicerContext) -> Any:
         def work(call: _CallRecord) -> pb.GetModelResponse:
             model = self.repository.get(request.name)
             call.model = model.name
-            return pb.GetModelResponse(model=card_message(model))
+            return pb.GetModelResponse(model=self._card(model))
 
-        return self._unary("GetModel", context, work)
+        return self._unary("GetModel", request, context, work)
 
     def ReloadModels(self, request: pb.ReloadModelsRequest, context: grpc.ServicerContext) -> Any:
         def work(_call: _CallRecord) -> pb.ReloadModelsResponse:
             report = self.watcher.reload()
+            if report.scan_error:
+                raise RescanFailed(
+                    f"{safe_text(report.scan_error)}; the loaded models keep serving"
+                )
             return pb.ReloadModelsResponse(
-                loaded=report.loaded, removed=report.removed, failed=report.failed
+                loaded=[safe_text(name) for name in report.loaded],
+                removed=[safe_text(name) for name in report.removed],
+                failed={safe_text(name): safe_text(why) for name, why in report.failed.items()},
             )
 
-        return self._unary("ReloadModels", context, work)
+        return self._unary("ReloadModels", request, context, work)
 
     def StyliseStream(
         self, request_iterator: Iterator[pb.StyliseStreamRequest], context: grpc.ServicerContext
     ) -> Iterator[pb.StyliseStreamResponse]:
         call = self._begin("StyliseStream")
         message = ""
-        if not self._streams.acquire(blocking=False):
-            call.code = grpc.StatusCode.RESOURCE_EXHAUSTED
-            self._end(call)
-            context.abort(
-                call.code, f"server busy: {self.config.max_streams} streams open; retry later"
+        refusal = None
+        if self._refusing:
+            refusal = status_of(ShuttingDown("server is shutting down; retry on another server"))
+        elif not self._streams.acquire(blocking=False):
+            refusal = (
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"server busy: {self.config.max_streams} streams open; retry later",
             )
-        frames: LatestFrames[pb.StyliseStreamRequest] = LatestFrames(1)
-        run_options = run_options_for(context)
+        if refusal is not None:
+            call.code = refusal[0]
+            self._end(call)
+            context.abort(*refusal)
+        frames: LatestFrames[_Frame] = LatestFrames(1)
+        stopper = RunStopper(context)
         context.add_callback(lambda: frames.close(discard=True))
         reader = threading.Thread(
             target=self._read_frames,
@@ -262,7 +380,7 @@ class StylecastServicer(pb_grpc.StylecastServicer):
         reader.start()
         try:
             try:
-                yield from self._stream_replies(call, frames, context, run_options)
+                yield from self._stream_replies(call, frames, context, stopper)
                 if not context.is_active():
                     call.code = grpc.StatusCode.CANCELLED
             except Exception as exc:
@@ -278,10 +396,12 @@ class StylecastServicer(pb_grpc.StylecastServicer):
             context.abort(call.code, message)
 
     def _read_frames(
-        self, requests: Iterator[pb.StyliseStreamRequest], frames: LatestFrames[Any]
+        self, requests: Iterator[pb.StyliseStreamRequest], frames: LatestFrames[_Frame]
     ) -> None:
-        """Reader thread of one stream: move frames into ``frames`` as they arrive."""
+        """Reader thread of one stream: move frames into ``frames`` as they arrive, each with
+        the model and options in force (so dropping the frame that named them loses nothing)."""
         last: int | None = None
+        model, options = "", pb.StyliseOptions()
         try:
             for request in requests:
                 if last is not None and request.sequence <= last:
@@ -294,7 +414,10 @@ class StylecastServicer(pb_grpc.StylecastServicer):
                 last = request.sequence
                 if request.max_pending:
                     frames.set_max_pending(min(request.max_pending, self.config.stream_max_pending))
-                frames.put(request.sequence, request)
+                model = request.model or model
+                if request.HasField("options"):
+                    options = request.options
+                frames.put(request.sequence, _Frame(request, model, options))
         except Exception:  # the call was cancelled or the connection dropped
             frames.close(discard=True)
             return
@@ -303,26 +426,24 @@ class StylecastServicer(pb_grpc.StylecastServicer):
     def _stream_replies(
         self,
         call: _CallRecord,
-        frames: LatestFrames[pb.StyliseStreamRequest],
+        frames: LatestFrames[_Frame],
         context: grpc.ServicerContext,
-        run_options: ort.RunOptions,
+        stopper: RunStopper,
     ) -> Iterator[pb.StyliseStreamResponse]:
-        """Worker of one stream: stylise frames in order, one at a time."""
-        model_name, options = "", pb.StyliseOptions()
+        """Worker of one stream: stylise frames in order, one at a time. A frame that cannot
+        be stylised (bad image or options, server busy, a request or reply over the size
+        limit) gets a reply with ``error`` set and the stream goes on."""
         while context.is_active():
             item = frames.take(POLL_S)
             if item is None:
                 if frames.finished:
                     break
                 continue
-            sequence, request, dropped = item
+            sequence, frame, dropped = item
             start = time.perf_counter()
-            model_name = request.model or model_name
-            if request.HasField("options"):
-                options = request.options
-            if not model_name:
+            if not frame.model:
                 raise BadRequest("the first frame of a stream must name a model")
-            model = self.repository.get(model_name)
+            model = self.repository.get(frame.model)
             call.model = model.name
             if dropped:
                 self.metrics.frames_dropped.labels(model.name).inc(len(dropped))
@@ -330,16 +451,20 @@ class StylecastServicer(pb_grpc.StylecastServicer):
                 sequence=sequence, model=model.name, model_version=model.version, dropped=dropped
             )
             try:
+                self._check_size(frame.request, "request")
                 result = self._stylise(
-                    call.method, model, request.image, options, context, run_options
+                    call.method, model, frame.request.image, frame.options, context, stopper
                 )
-            except (ImageError, BadRequest, Overloaded) as exc:
+                reply.image.CopyFrom(message_from_image(result.image))
+                reply.timings.CopyFrom(timings_message(result.timings, time.perf_counter() - start))
+                self._check_size(reply, "reply")
+            except (ImageError, BadRequest, Overloaded, TooLarge) as exc:
                 code, text = status_of(exc)
+                reply.ClearField("image")
+                reply.ClearField("timings")
                 reply.error.code, reply.error.message = code.value[0], text
                 self.metrics.frames.labels(model.name, "error").inc()
             else:
-                reply.image.CopyFrom(message_from_image(result.image))
-                reply.timings.CopyFrom(timings_message(result.timings, time.perf_counter() - start))
                 self.metrics.frames.labels(model.name, "ok").inc()
             yield reply
         if frames.error is not None:

@@ -18,7 +18,8 @@ class ModelWatcher:
     """Serialises reloads of ``repository`` and calls ``on_reload(report)`` after each one.
 
     ``start()`` polls every ``interval_s`` seconds in a daemon thread (interval 0: no polling,
-    reloads happen only through ``reload()``, e.g. the ReloadModels RPC or SIGHUP).
+    reloads happen only through ``reload()``, e.g. the ReloadModels RPC or SIGHUP). ``stop()``
+    ends polling for good (shutdown): later ``reload()`` calls still work.
     """
 
     def __init__(
@@ -38,12 +39,11 @@ class ModelWatcher:
         """Rescan now (one rescan at a time) and report what changed."""
         with self._lock:
             report = self.repository.reload()
-        if report.loaded or report.removed or report.failed:
+        if report.loaded or report.removed:  # failures: the repository logs each once
             log.info(
-                "models reloaded: loaded %s, removed %s, failed %s",
+                "models reloaded: loaded %s, removed %s",
                 report.loaded or "-",
                 report.removed or "-",
-                sorted(report.failed) or "-",
             )
         if self.on_reload is not None:
             self.on_reload(report)

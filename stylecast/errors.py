@@ -12,3 +12,9 @@ class Interrupted(StylecastError):
     """The user (Ctrl-C) or the system (SIGTERM) stopped a long command; its work was saved."""
 
     exit_code = 130
+
+
+class InputsFailed(StylecastError):
+    """Some inputs of a batch could not be processed (each was reported); the others were."""
+
+    exit_code = 3

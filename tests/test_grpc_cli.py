@@ -97,6 +97,7 @@ def test_serve_reloads_on_sighup_and_shuts_down_gracefully(models_copy, tmp_path
         sys.executable, "-c", "import sys; from stylecast.cli import main; sys.exit(main())",
         "serve", "--models-dir", str(models_copy), "--host", "127.0.0.1", "--port", "0",
         "--metrics-port", str(metrics_port), "--reload-interval", "0", "--grace", "20",
+        "--drain-seconds", "1",
         "--intra-op-threads", "1", "--ready-file", str(ready_file),
     ]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -126,7 +127,7 @@ def test_serve_reloads_on_sighup_and_shuts_down_gracefully(models_copy, tmp_path
         caller = threading.Thread(target=slow_call)
         caller.start()
         assert wait_for(lambda: _in_flight(metrics_port) >= 1, timeout=10)
-        process.send_signal(signal.SIGTERM)  # mid-inference (it takes over a second)
+        process.send_signal(signal.SIGTERM)  # mid-inference; the drain ends by itself
         caller.join(timeout=30)
         assert "error" not in result, result.get("error")
         assert result["reply"].image.width == 512
@@ -140,7 +141,8 @@ def test_serve_reloads_on_sighup_and_shuts_down_gracefully(models_copy, tmp_path
     out = process.stdout.read().decode()  # the human line is still printed, for people
     assert f"stylecast serve: listening on {ready.address}, metrics on :{metrics_port}" in out
     log = process.stderr.read().decode()
-    assert "SIGTERM: shutting down" in log and "server stopped" in log
+    assert "SIGTERM: shutting down" in log and "draining for 1 s" in log
+    assert "server stopped" in log
     assert "Traceback" not in log
 
 

@@ -5,6 +5,8 @@ memory stays bounded."""
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -12,11 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import numpy as np
+import onnxruntime as ort
 import pytest
 from serving_fixtures import TINY_MODEL, encoded_image, wait_for
 
 from stylecast.serving.client import ServerError, StylecastClient
-from stylecast.serving.runtime import StyleModel
+from stylecast.serving.codec import request_options
+from stylecast.serving.runtime import RuntimeOptions, StyleModel, asks_arena_shrink
 from stylecast.v1 import stylise_pb2 as pb
 
 pytest_plugins = ("serving_fixtures",)
@@ -107,6 +111,46 @@ def test_over_the_pixel_limit_and_message_size(start_server):
         assert "over the limit of 3600" in info.value.details
         big = np.random.default_rng(0).integers(0, 256, (160, 160, 3), dtype=np.uint8)
         assert status_of(client.stylise, big, TINY_MODEL) == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert_serves(client)
+
+
+def requests_counted(server, method: str, model: str, code: str) -> float:
+    labels = {"method": method, "model": model, "code": code}
+    return server.metrics.value("stylecast_requests_total", labels)
+
+
+def test_messages_over_the_size_limit_are_counted_as_the_client_sees_them(start_server):
+    limit = 64 * 1024
+    server = start_server(max_message_bytes=limit)
+    noise = np.random.default_rng(0).integers(0, 256, (160, 160, 3), dtype=np.uint8)
+    raw = request_options(encoding="raw")
+    # Small JPEGs in; raw RGB out: 96x64x3 = 18 KB fits, 200x133x3 = 80 KB does not.
+    fits, too_big_out = encoded_image(96), encoded_image(200)
+    assert len(too_big_out) < limit
+    with StylecastClient(server.address) as client:
+        # A request over the limit (76,800 bytes of raw RGB): refused and counted.
+        with pytest.raises(ServerError) as info:
+            client.stylise(noise, TINY_MODEL)
+        assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert f"over the server's limit of {limit} bytes" in info.value.details
+        assert requests_counted(server, "Stylise", "", "RESOURCE_EXHAUSTED") == 1
+        # A reply over the limit: RESOURCE_EXHAUSTED with a hint, counted as such, not as OK.
+        with pytest.raises(ServerError) as info:
+            client.stylise(too_big_out, TINY_MODEL, raw)
+        assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "the reply would be" in info.value.details and "JPEG" in info.value.details
+        assert requests_counted(server, "Stylise", TINY_MODEL, "RESOURCE_EXHAUSTED") == 1
+        assert requests_counted(server, "Stylise", TINY_MODEL, "OK") == 0
+        # In a stream, a frame over the limit, or whose reply would be, gets an error reply,
+        # and the stream goes on.
+        frames = [(1, noise), (2, fits), (3, too_big_out)]
+        replies = list(client.stream(frames, TINY_MODEL, raw, max_pending=4, max_in_flight=1))
+        assert [r.sequence for r in replies] == [1, 2, 3]
+        exhausted = grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+        assert replies[0].error.code == exhausted and "request is" in replies[0].error.message
+        assert not replies[1].HasField("error") and replies[1].image.width == 96
+        assert replies[2].error.code == exhausted and "reply would be" in replies[2].error.message
+        assert not replies[2].HasField("image")
         assert_serves(client)
 
 
@@ -299,3 +343,66 @@ def test_memory_stays_bounded_under_bad_input(start_server):
     labels = server.metrics.registry.get_sample_value
     assert labels("stylecast_requests_total", {"method": "Stylise", "model": "",
                                                "code": "NOT_FOUND"}) == 120  # fmt: skip
+
+
+def load_tiny(models_dir, **options) -> StyleModel:
+    from stylecast.serving.repository import load_model_dir
+
+    model, _ = load_model_dir(
+        models_dir / TINY_MODEL, RuntimeOptions(intra_op_threads=1, **options)
+    )
+    return model
+
+
+def test_only_large_inferences_shrink_the_arena(tiny_models_dir, monkeypatch):
+    model = load_tiny(tiny_models_dir, arena_shrink_pixels=100 * 100)
+    assert not model.session.get_session_options().enable_mem_pattern
+    asked: list[bool] = []
+    real_run = model.session.run
+
+    def spy(outputs, feeds, run_options=None):
+        asked.append(run_options is not None and asks_arena_shrink(run_options))
+        return real_run(outputs, feeds, run_options)
+
+    monkeypatch.setattr(model.session, "run", spy)
+    small, large = np.zeros((100, 100, 3), np.uint8), np.zeros((100, 101, 3), np.uint8)
+    model.run(small)
+    model.run(large)
+    model.run(small, ort.RunOptions())
+    model.run(large, ort.RunOptions())
+    assert asked == [False, True, False, True]
+
+
+GROWTH_SCRIPT = """
+import sys
+import numpy as np
+from stylecast.serving.repository import ModelRepository
+from stylecast.serving.runtime import RuntimeOptions
+
+def rss():
+    with open("/proc/self/status") as status:
+        return next(int(l.split()[1]) for l in status if l.startswith("VmRSS:")) / 1024
+
+options = RuntimeOptions(intra_op_threads=1, arena_shrink_pixels=int(sys.argv[2]))
+model = ModelRepository(sys.argv[1], options).get(sys.argv[3])
+image = np.random.default_rng(0).integers(0, 256, (768, 768, 3), dtype=np.uint8)
+idle = rss()
+model.run(image)
+print(rss() - idle)
+"""
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/status"), reason="needs /proc")
+def test_memory_returns_after_a_large_inference(tiny_models_dir):
+    # onnxruntime's arena keeps what its largest run needed (about 500 bytes a pixel for this
+    # network): kept, a 768x768 run holds on to about 300 MB; shrunk, it gives it back. Each
+    # in a fresh process, as a server is.
+    growth = {}
+    for name, threshold in (("shrunk", 100_000), ("kept", 10**9)):
+        command = [sys.executable, "-c", GROWTH_SCRIPT, str(tiny_models_dir), str(threshold),
+                   TINY_MODEL]  # fmt: skip
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        growth[name] = float(result.stdout.split()[-1])
+    assert growth["kept"] > 150, growth
+    assert growth["shrunk"] < growth["kept"] / 4, growth

@@ -1,5 +1,5 @@
-"""The server's back-pressure pieces on their own: the inference limiter and the newest-frames
-buffer of a stream (no gRPC, no model)."""
+"""The server's back-pressure pieces on their own: the inference limiter, the newest-frames
+buffer of a stream, and the default limits (no gRPC, no model)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import time
 import pytest
 
 from stylecast.errors import StylecastError
+from stylecast.serving.config import BYTES_PER_PIXEL, IDLE_BYTES, ServerConfig
 from stylecast.serving.limits import CallAbandoned, InferenceLimiter, LatestFrames, Overloaded
+from stylecast.serving.runtime import RuntimeOptions
 
 
 def test_admit_rejects_at_once_when_the_line_is_full():
@@ -132,3 +134,31 @@ def test_latest_frames_close_wakes_the_worker_and_keeps_the_error():
     assert frames.take(5) is None
     assert time.monotonic() - began < 1.0
     assert frames.finished and frames.error is error
+
+
+def test_default_limits_fit_a_4_gb_container():
+    config = ServerConfig()
+    # Peak bytes per pixel of one inference, measured (benchmarks/bench_memory.py): the
+    # standard network's, which also bounds the lite one's.
+    assert config.memory_bound == IDLE_BYTES + 2 * BYTES_PER_PIXEL * config.max_pixels
+    assert config.memory_bound < 3.2e9
+    assert config.max_concurrent_inferences == 2
+    # The largest image the server accepts fits in a message as raw RGB, in and out.
+    assert config.max_message_bytes >= 3 * config.max_pixels
+    assert config.grpc_message_limit > config.max_message_bytes
+    assert RuntimeOptions().arena_shrink_pixels == 640 * 480  # camera frames stay warm
+    assert not RuntimeOptions().memory_pattern
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"drain_s": -1}, {"grace_s": -1}, {"max_pixels": 0}, {"max_message_bytes": 0}],
+)
+def test_bad_server_settings_are_refused(settings):
+    with pytest.raises(StylecastError):
+        ServerConfig(**settings)
+
+
+def test_bad_runtime_settings_are_refused():
+    with pytest.raises(StylecastError, match="arena_shrink_pixels"):
+        RuntimeOptions(arena_shrink_pixels=-1)

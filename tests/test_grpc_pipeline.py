@@ -70,7 +70,7 @@ def test_downscale_happens_once_and_the_blend_sees_the_same_image(monkeypatch):
     options = StyliseOptions(strength=0.0, max_side=20)  # strength 0: the content comes back
     result = stylise(MODEL, raw_image(content), options, OutputFormat("raw"), infer=Recorder())
     assert sizes == [(40, 80, 3)]
-    assert np.array_equal(decode_image(result.image), prepare(raw_image(content), options))
+    assert np.array_equal(decode_image(result.image), prepare(raw_image(content), options).content)
     assert decode_image(result.image).shape == (10, 20, 3)
 
 

@@ -114,3 +114,80 @@ def test_removed_models_stop_serving(start_server, models_copy):
         assert client.health() == "NOT_SERVING"
         assert client.health(SERVICE_NAME) == "NOT_SERVING"
         assert client.models() == []
+
+
+def failures(server, model: str) -> float:
+    return server.metrics.value("stylecast_model_load_failures_total", {"model": model})
+
+
+def test_a_bad_model_is_counted_once_and_not_serving_while_others_serve(start_server, models_copy):
+    bad = add_model(models_copy, "bad")
+    good_card = (bad / "model.json").read_text()
+    (bad / "model.json").write_text("{ not json")
+    server = start_server(models_copy)
+    metrics = server.metrics
+    with StylecastClient(server.address) as client:
+        # Found bad at start-up: counted, its health NOT_SERVING; the others serve.
+        assert failures(server, "bad") == 1
+        assert metrics.value("stylecast_models_failed") == 1
+        assert metrics.value("stylecast_models_loaded") == 1
+        assert client.health(model_health_name("bad")) == "NOT_SERVING"
+        assert client.health(model_health_name(TINY_MODEL)) == "SERVING"
+        assert client.health() == "SERVING"
+        assert [m.name for m in client.models()] == [TINY_MODEL]
+        # Rescans that find it unchanged count (and log) nothing more.
+        for _ in range(3):
+            assert dict(client.reload().failed) == {}
+        assert failures(server, "bad") == 1
+        # Fixed on disk: it loads and serves.
+        (bad / "model.json").write_text(good_card)
+        assert list(client.reload().loaded) == ["bad"]
+        assert client.health(model_health_name("bad")) == "SERVING"
+        assert metrics.value("stylecast_models_failed") == 0
+        # A broken newer version of a served model is a failure, not a load.
+        loaded_before = metrics.value("stylecast_model_reload_events_total", {"event": "loaded"})
+        add_version(models_copy / TINY_MODEL, 2, b"not an onnx graph")
+        report = client.reload()
+        assert list(report.loaded) == [] and TINY_MODEL in report.failed
+        assert failures(server, TINY_MODEL) == 1
+        assert metrics.value("stylecast_model_reload_events_total", {"event": "failed"}) == 2
+        assert (
+            metrics.value("stylecast_model_reload_events_total", {"event": "loaded"})
+            == loaded_before
+        )
+        assert client.health(model_health_name(TINY_MODEL)) == "SERVING"  # v1 serves on
+        assert metrics.value("stylecast_models_failed") == 1
+
+
+def test_an_unreadable_models_folder_is_reported_and_counted(start_server, models_copy):
+    server = start_server(models_copy)
+    with StylecastClient(server.address) as client:
+        moved = models_copy.rename(models_copy.with_name("moved-away"))
+        try:
+            with pytest.raises(ServerError) as info:
+                client.reload()
+            assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION
+            assert "cannot list" in info.value.details and "keep serving" in info.value.details
+        finally:
+            moved.rename(models_copy)
+        assert server.metrics.value("stylecast_model_rescan_errors_total") == 1
+        assert stylised_version(client, TINY_MODEL) == 1
+
+
+def test_odd_card_values_never_fail_a_listing(start_server, models_copy):
+    odd = add_model(models_copy, "odd")
+    # Valid JSON and a valid card, but values a ModelCard message cannot hold: an opset out of
+    # uint32's range and a lone surrogate in the description.
+    info = json.loads((odd / "1" / "version.json").read_text())
+    (odd / "1" / "version.json").write_text(json.dumps({**info, "opset": 2**40}))
+    card = (odd / "model.json").read_text().replace('"description": "', '"description": "\\ud800')
+    assert "\\ud800" in card
+    (odd / "model.json").write_text(card)
+    server = start_server(models_copy)
+    with StylecastClient(server.address) as client:
+        cards = {card.name: card for card in client.models(include_thumbnails=True)}
+        assert sorted(cards) == ["odd", TINY_MODEL]
+        assert cards["odd"].version == 1 and cards["odd"].provider
+        assert cards[TINY_MODEL].versions[0].opset > 0  # the others are untouched
+        assert client.model("odd").name == "odd"
+        assert stylised_version(client, "odd") == 1

@@ -17,6 +17,8 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 from serving_fixtures import TINY_MODEL, encoded_image
 
+from stylecast.cli import main
+from stylecast.errors import StylecastError
 from stylecast.serving.auth import bearer_metadata
 from stylecast.serving.client import ServerError, StylecastClient
 from stylecast.serving.health import SERVICE_NAME
@@ -175,3 +177,27 @@ class _MetadataInterceptor(grpc.StreamStreamClientInterceptor):
             metadata=(*(client_call_details.metadata or ()), *self.metadata)
         )
         return continuation(details, request_iterator)
+
+
+def test_tls_key_that_does_not_match_its_certificate_is_named(start_server, pki, tiny_models_dir,
+                                                              capsys):  # fmt: skip
+    mismatched = {"tls_cert": str(pki["server_cert"]), "tls_key": str(pki["client_key"])}
+    with pytest.raises(StylecastError, match="TLS key does not match certificate"):
+        start_server(**mismatched)
+    args = ["serve", "--models-dir", str(tiny_models_dir), "--host", "127.0.0.1", "--port", "0",
+            "--tls-cert", mismatched["tls_cert"], "--tls-key", mismatched["tls_key"]]  # fmt: skip
+    assert main(args) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "TLS key does not match certificate" in error
+    assert "bind" not in error
+
+
+def test_tls_files_that_are_not_pem_are_refused_clearly(start_server, pki, tmp_path):
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    with pytest.raises(StylecastError, match="cannot use TLS files"):
+        start_server(tls_cert=str(junk), tls_key=str(pki["server_key"]))
+    with pytest.raises(StylecastError, match="cannot use TLS files"):
+        start_server(**tls_settings(pki), tls_client_ca=str(junk))
+    with pytest.raises(StylecastError, match="cannot read TLS file"):
+        start_server(tls_cert=str(tmp_path / "missing.pem"), tls_key=str(pki["server_key"]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import json
-import time
+import threading
 import urllib.request
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 from PIL import Image
 from serving_fixtures import TINY_MODEL, encoded_image
 
+from stylecast.serving import servicer as servicer_module
 from stylecast.serving.client import ServerError, StylecastClient
 from stylecast.serving.codec import decode_image_message, request_options
 from stylecast.serving.health import SERVICE_NAME, model_health_name
@@ -29,9 +30,10 @@ from stylecast.serving.imaging import (
     decode_image,
     raw_image,
 )
+from stylecast.serving.limits import LatestFrames
 from stylecast.serving.pipeline import stylise
 from stylecast.serving.repository import ModelRepository
-from stylecast.serving.runtime import RuntimeOptions, StyleModel
+from stylecast.serving.runtime import RuntimeOptions
 from stylecast.v1 import stylise_pb2 as pb
 
 pytest_plugins = ("serving_fixtures",)
@@ -109,37 +111,60 @@ def test_stream_of_30_frames_comes_back_complete_and_in_order(client, local_mode
         assert reply.model == TINY_MODEL and reply.timings.inference_ms > 0
 
 
+class HeldFrames(LatestFrames):
+    """A stream's frame buffer that hands out no frame before the client has sent them all,
+    so frames surely pile up and the oldest are dropped, whatever the machine's speed."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.all_in = threading.Event()
+
+    def close(self, *args, **kwargs) -> None:
+        super().close(*args, **kwargs)
+        self.all_in.set()
+
+    def take(self, timeout: float):
+        return super().take(timeout) if self.all_in.wait(timeout) else None
+
+
 def test_stream_drops_stale_frames_and_says_so(client, shared_server, monkeypatch):
-    # Make each inference take at least 50 ms, so 30 frames sent at once always outrun the
-    # server, however fast or loaded the machine is (otherwise the test depends on timing).
-    real_run = StyleModel.run
-
-    def slow_run(self, *args, **kwargs):
-        time.sleep(0.05)
-        return real_run(self, *args, **kwargs)
-
-    monkeypatch.setattr(StyleModel, "run", slow_run)
-    frames = [(sequence, encoded_image(128)) for sequence in range(1, 31)]
+    monkeypatch.setattr(servicer_module, "LatestFrames", HeldFrames)
+    frames = [(sequence, encoded_image(64)) for sequence in range(1, 31)]
     before = shared_server.metrics.value(
         "stylecast_stream_frames_dropped_total", {"model": TINY_MODEL}
     )
-    replies = list(client.stream(frames, TINY_MODEL))  # as fast as possible, newest frame only
-    answered = [r.sequence for r in replies]
-    dropped = [s for r in replies for s in r.dropped]
-    assert answered == sorted(answered) and answered[-1] == 30
-    assert sorted(answered + dropped) == list(range(1, 31))  # every frame accounted for once
-    assert dropped, "30 frames sent at once must outrun a server taking 50 ms a frame"
+    replies = list(client.stream(frames, TINY_MODEL, max_pending=4))
+    assert [r.sequence for r in replies] == [27, 28, 29, 30]  # the newest max_pending frames
+    assert list(replies[0].dropped) == list(range(1, 27))  # told once, in the next reply
+    assert all(not r.dropped for r in replies[1:])
+    assert all(r.model == TINY_MODEL and not r.HasField("error") for r in replies)
     after = shared_server.metrics.value(
         "stylecast_stream_frames_dropped_total", {"model": TINY_MODEL}
     )
-    assert after - before == len(dropped)
+    assert after - before == 26
+
+
+def test_stream_keeps_the_model_and_options_of_a_dropped_first_frame(client, monkeypatch):
+    # Only the first frame names the model and options; it is dropped as stale, and the frame
+    # that is answered must still use them.
+    monkeypatch.setattr(servicer_module, "LatestFrames", HeldFrames)
+    first = pb.StyliseStreamRequest(
+        sequence=1, model=TINY_MODEL, image=pb.Image(data=encoded_image(64)),
+        options=request_options(encoding="png"), max_pending=1,
+    )  # fmt: skip
+    rest = [pb.StyliseStreamRequest(sequence=s, image=pb.Image(data=encoded_image(64)))
+            for s in (2, 3)]  # fmt: skip
+    replies = list(client.stub.StyliseStream(iter([first, *rest]), timeout=30))
+    assert [(r.sequence, list(r.dropped)) for r in replies] == [(3, [1, 2])]
+    assert replies[0].model == TINY_MODEL and not replies[0].HasField("error")
+    assert replies[0].image.encoding == pb.ENCODING_PNG
 
 
 def test_stream_options_carry_over_and_can_change(client):
     requests = [
         pb.StyliseStreamRequest(
             sequence=1, model=TINY_MODEL, image=pb.Image(data=encoded_image(64)),
-            options=request_options(encoding="png"), max_pending=2,
+            options=request_options(encoding="png"), max_pending=3,  # none dropped
         ),
         pb.StyliseStreamRequest(sequence=2, image=pb.Image(data=encoded_image(64))),
         pb.StyliseStreamRequest(

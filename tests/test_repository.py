@@ -257,3 +257,32 @@ def test_odd_folders_and_an_unreadable_model_do_not_stop_the_scan(good_model, tm
     repo = ModelRepository(tmp_path)
     assert repo.get("fine").version == 1
     assert "fine" not in repo.errors
+
+
+@pytest.mark.parametrize(
+    "where, edit, fragment",
+    [
+        ("version", {"opset": 2**40}, "opset 1099511627776 is out of range"),
+        ("version", {"opset": -1}, "opset -1 is out of range"),
+        ("card", {"description": "\ud800"}, "not valid UTF-8"),
+        ("card", {"final_losses": {"style": 10**400}}, "out of range"),
+    ],
+)
+def test_values_the_api_cannot_carry_are_rejected_when_read(
+    good_model, tmp_path, where, edit, fragment
+) -> None:
+    """A card can be valid JSON of the right types and still hold values no protobuf message
+    can carry (uint32 overflow, lone surrogates, huge numbers): rejected on reading."""
+    model_dir = copy_model(good_model, tmp_path, "m")
+    path = model_dir / ("model.json" if where == "card" else "1/version.json")
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, **edit}))
+    repo = ModelRepository(tmp_path)
+    assert repo.models() == []
+    assert fragment in repo.errors["m"]
+
+
+def test_a_version_number_beyond_uint32_is_no_version(good_model, tmp_path) -> None:
+    model_dir = copy_model(good_model, tmp_path, "m")
+    shutil.copytree(model_dir / "1", model_dir / str(2**32))
+    assert ModelRepository(tmp_path).get("m").version == 1

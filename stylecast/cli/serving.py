@@ -22,25 +22,115 @@ def _stylise_options(args: argparse.Namespace) -> Any:
 
 
 def _cmd_stylise(args: argparse.Namespace) -> None:
-    from ..serving.stylise import stylise_files
+    import sys
 
-    written = stylise_files(
-        args.inputs, args.model, args.models_dir, args.out, _stylise_options(args),
-        max_pixels=args.max_pixels, progress=True,
+    from tqdm.auto import tqdm
+
+    from ..errors import InputsFailed
+    from ..serving import stylise as offline
+    from ..serving.image_files import STDIO
+
+    models_dir = Path(args.models_dir)
+    known = offline.model_names(models_dir) if models_dir.is_dir() else []
+    plan = offline.plan(args.inputs, args.model, args.out, args.format, [*known, args.model])
+    reads_stdin = plan.jobs[0].source == STDIO
+    writes_stdout = plan.jobs[0].target == STDIO
+    _refuse_terminals(reads_stdin, writes_stdout)
+    if plan.skipped:
+        print(f"stylecast stylise: skipping {len(plan.skipped)} earlier output(s) of stylise, "
+              f"e.g. {plan.skipped[0]}", file=sys.stderr)  # fmt: skip
+    model = offline.load_model(models_dir, args.model)
+    outcomes = offline.run(
+        plan.jobs, model, _stylise_options(args), max_pixels=args.max_pixels,
+        max_bytes=args.max_bytes, stdin=_binary(sys.stdin) if reads_stdin else None,
+        stdout=_binary(sys.stdout) if writes_stdout else None,
     )  # fmt: skip
-    for path in written[:10]:
-        print(path)
-    if len(written) > 10:
-        print(f"… and {len(written) - 10} more")
+    total, written, failed = len(plan.jobs), [], []
+    with tqdm(total=total, desc="stylise", unit="img", disable=total < 2, file=sys.stderr) as bar:
+        for outcome in outcomes:
+            bar.update()
+            if outcome.error is None:
+                written.append(outcome.job.target)
+            else:
+                failed.append(outcome.error)
+                if total > 1:
+                    bar.write(f"stylecast stylise: error: {outcome.error}", file=sys.stderr)
+    if total == 1 and failed:
+        raise InputsFailed(failed[0])
+    if not writes_stdout:
+        for path in written[:10]:
+            print(path)
+        if len(written) > 10:
+            print(f"… and {len(written) - 10} more")
+    summary = f"{len(written)} of {total} written"
+    if failed:
+        raise InputsFailed(f"{summary}; {len(failed)} could not be stylised (reported above)")
+    print(f"stylecast stylise: {summary}", file=sys.stderr)
+
+
+def _refuse_terminals(reads_stdin: bool, writes_stdout: bool) -> None:
+    """Image bytes are never read from or written to a terminal (``-`` needs a pipe)."""
+    import sys
+
+    from ..errors import StylecastError
+
+    if reads_stdin and sys.stdin is not None and sys.stdin.isatty():
+        raise StylecastError("- (stdin) is a terminal; pipe an image in, e.g. cat x.jpg | ...")
+    if writes_stdout and sys.stdout is not None and sys.stdout.isatty():
+        raise StylecastError("refusing to write image data to a terminal; redirect stdout")
+
+
+def _binary(stream: Any) -> Any:
+    """The byte stream under a text stream (None when there is none, e.g. a closed stdin)."""
+    return getattr(stream, "buffer", None)
+
+
+# The file encodings, spelled here so that --help needs no imaging import (a test keeps the two
+# in step with serving.imaging.FILE_ENCODINGS).
+OUTPUT_FORMATS = ("jpeg", "png", "webp")
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # = serving.stylise.DEFAULT_MAX_BYTES
+
+STYLISE_DESCRIPTION = """\
+Stylise images offline with onnxruntime (no server), loading only --model.
+
+Inputs: files, folders (searched recursively for .jpg, .jpeg, .png and .webp) or - for stdin.
+Outputs go to --out FILE (one input), --out - (stdout: the image bytes only, messages go to
+stderr), --out DIR, or by default beside each input as STEM.MODEL.EXT. Each output keeps its
+input's format unless --format or --out FILE's suffix says otherwise (stdout: the format read,
+else JPEG). In folders, files already named STEM.NAME.EXT for a model NAME in --models-dir are
+earlier outputs and are skipped, so running again in place never stylises its own results;
+name such a file explicitly to stylise it anyway.
+
+Every input is read with at most --max-bytes bytes and checked against --max-pixels. An input
+that cannot be read, decoded or written is reported on its own line and the others are still
+written. Exit status: 0 all written; 2 bad usage (options, missing input, unknown model);
+3 some inputs could not be stylised (the rest were written)."""
 
 
 def _add_stylise(sub: Any) -> None:
-    p = sub.add_parser("stylise", aliases=["stylize"], help="stylise images offline (onnxruntime)")
-    p.add_argument("inputs", nargs="+", metavar="IN", help="image files or folders")
+    p = sub.add_parser(
+        "stylise",
+        aliases=["stylize"],
+        help="stylise images offline (onnxruntime)",
+        description=STYLISE_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("inputs", nargs="+", metavar="IN", help="image files or folders, or - (stdin)")
     p.add_argument("--model", required=True, help="model name in --models-dir")
     p.add_argument("--models-dir", default="models")
-    p.add_argument("--out", help="output file (one input) or folder; default: beside each input")
-    p.add_argument("--max-pixels", type=positive_int, default=4096 * 4096)
+    p.add_argument(
+        "--out", help="output file (one input), folder, or - (stdout); default: beside each input"
+    )
+    p.add_argument("--format", choices=OUTPUT_FORMATS, help="output format (default: the input's)")
+    p.add_argument(
+        "--max-pixels", type=positive_int, default=4096 * 4096, help="largest input, in pixels"
+    )
+    p.add_argument(
+        "--max-bytes",
+        type=positive_int,
+        default=DEFAULT_MAX_BYTES,
+        help=f"largest input file or stdin read, in bytes ({DEFAULT_MAX_BYTES})",
+    )
     add_stylise_options(p)
     p.set_defaults(handler=_cmd_stylise)
 
@@ -58,8 +148,10 @@ SERVE_LIMITS = (
     ("--max-pixels", "max_pixels", positive_int, "largest input image, in pixels"),
     ("--stream-max-pending", "stream_max_pending", positive_int, "cap on a stream's buffer"),
     ("--reload-interval", "reload_interval_s", float, "seconds between model rescans (0: off)"),
-    ("--grace", "grace_s", float, "seconds in-flight calls get on shutdown"),
-)
+    ("--drain-seconds", "drain_s", float,
+     "on SIGTERM: seconds health says NOT_SERVING with the port still open (0: no drain)"),
+    ("--grace", "grace_s", float, "seconds in-flight calls get on shutdown, after the drain"),
+)  # fmt: skip
 
 
 def _server_config(args: argparse.Namespace) -> Any:
@@ -74,14 +166,19 @@ def _server_config(args: argparse.Namespace) -> Any:
     }
     if args.port is not None:
         settings["port"] = args.port
+    memory: dict[str, Any] = {"memory_pattern": args.memory_pattern}
+    if args.arena_shrink_pixels is not None:
+        memory["arena_shrink_pixels"] = args.arena_shrink_pixels
     runtime = RuntimeOptions(
         providers=tuple(args.providers.split(",")) if args.providers else None,
         intra_op_threads=args.intra_op_threads,
+        **memory,
     )
     return ServerConfig(
         models_dir=args.models_dir,
         host=args.host,
         metrics_port=args.metrics_port or None,
+        drain_refuse_calls=args.drain_refuse_calls,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,
@@ -99,6 +196,10 @@ def _cmd_serve(args: argparse.Namespace) -> None:
     if args.print_config:
         settings = dataclasses.asdict(config)
         settings["auth_tokens"] = f"<{len(config.auth_tokens)} token(s)>"
+        settings["derived"] = {
+            "grpc_message_limit": config.grpc_message_limit,
+            "memory_bound_bytes": config.memory_bound,
+        }
         print(json.dumps(settings, indent=2, default=str))
         return
     from ..serving.readiness import ReadyInfo, remove_ready_file, write_ready_file
@@ -132,6 +233,11 @@ def _add_serve(sub: Any) -> None:
     p.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
     p.add_argument("--port", type=int, help="gRPC port (default 50051; 0: any free port)")
     p.add_argument("--metrics-port", type=int, default=0, help="Prometheus port (0: no metrics)")
+    p.add_argument(
+        "--drain-refuse-calls",
+        action="store_true",
+        help="during the drain, answer new calls UNAVAILABLE (health checks are still answered)",
+    )
     limits = p.add_argument_group("limits")
     for flag, field, kind, text in SERVE_LIMITS:
         metavar = "SECONDS" if kind is float else "N"
@@ -148,6 +254,19 @@ def _add_serve(sub: Any) -> None:
         "--providers", help="onnxruntime providers, comma-separated (default: best)"
     )
     runtime.add_argument("--intra-op-threads", type=int, default=0, help="0: onnxruntime default")
+    runtime.add_argument(
+        "--arena-shrink-pixels",
+        type=int,
+        metavar="N",
+        help="give the CPU arena back after inferences over N pixels (default 307200, "
+        "640×480; 0: after every one; --max-pixels or more: never)",
+    )
+    runtime.add_argument(
+        "--memory-pattern",
+        action="store_true",
+        help="onnxruntime's memory-pattern planning (faster on no measured case; keeps about "
+        "twice the memory with varying image sizes)",
+    )
     p.add_argument(
         "--ready-file",
         metavar="PATH",
@@ -215,24 +334,29 @@ def _cmd_client_models(args: argparse.Namespace) -> None:
 
 
 def _cmd_client_stylise(args: argparse.Namespace) -> None:
-    from ..errors import StylecastError
-    from ..serving.imaging import encoding_for_suffix
+    import sys
 
-    source, target = Path(args.input), Path(args.output)
-    try:
-        data = source.read_bytes()
-    except OSError as exc:
-        raise StylecastError(f"cannot read {source}: {exc.strerror}") from None
-    encoding = encoding_for_suffix(target.suffix)
+    from ..serving.client import DEFAULT_MAX_MESSAGE_BYTES
+    from ..serving.image_files import STDIO, display_name, read_bounded, write_atomically
+    from ..serving.imaging import DEFAULT_ENCODING, sniff_encoding
+    from ..serving.stylise import output_encoding
+
+    reads_stdin, writes_stdout = args.input == STDIO, args.output == STDIO
+    encoding = output_encoding(args.output, args.format)
+    _refuse_terminals(reads_stdin, writes_stdout)
+    stdin = _binary(sys.stdin) if reads_stdin else None
+    data = read_bounded(args.input, DEFAULT_MAX_MESSAGE_BYTES, stdin)
+    encoding = encoding or sniff_encoding(data) or DEFAULT_ENCODING
     with _client(args) as client:
         reply = client.stylise(data, args.model, _request_options(args, encoding, args.quality))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(reply.image.data)
+    write_atomically(args.output, reply.image.data, _binary(sys.stdout) if writes_stdout else None)
     t = reply.timings
     print(
-        f"{target}: {reply.image.width}x{reply.image.height}, {reply.model} "
-        f"v{reply.model_version}; server {t.total_ms:.0f} ms (decode {t.decode_ms:.0f}, queue "
-        f"{t.queue_ms:.0f}, inference {t.inference_ms:.0f}, encode {t.encode_ms:.0f})"
+        f"{display_name(args.output, writing=True)}: {reply.image.width}x{reply.image.height}, "
+        f"{reply.model} v{reply.model_version}; server {t.total_ms:.0f} ms (decode "
+        f"{t.decode_ms:.0f}, queue {t.queue_ms:.0f}, inference {t.inference_ms:.0f}, encode "
+        f"{t.encode_ms:.0f})",
+        file=sys.stderr if writes_stdout else sys.stdout,
     )
 
 
@@ -261,9 +385,16 @@ def _add_client(sub: Any) -> None:
     models.add_argument("--json", action="store_true", help="full model cards as JSON")
     models.set_defaults(handler=_cmd_client_models)
     stylise = client_sub.add_parser("stylise", aliases=["stylize"], help="stylise one image")
-    stylise.add_argument("input", metavar="IN", help="JPEG, PNG or WebP file")
-    stylise.add_argument("output", metavar="OUT", help="output file (.jpg, .png or .webp)")
+    stylise.add_argument("input", metavar="IN", help="JPEG, PNG or WebP file, or - (stdin)")
+    stylise.add_argument(
+        "output", metavar="OUT", help="output file (.jpg, .png or .webp), or - (stdout)"
+    )
     stylise.add_argument("--model", required=True)
+    stylise.add_argument(
+        "--format",
+        choices=OUTPUT_FORMATS,
+        help="reply format (default: OUT's suffix; for - or no suffix: the input's, else JPEG)",
+    )
     stylise.add_argument("--quality", type=int, default=0, help="JPEG/WebP quality (server: 90)")
     add_stylise_options(stylise)
     stylise.set_defaults(handler=_cmd_client_stylise)
