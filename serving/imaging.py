@@ -183,9 +183,14 @@ def check_size(width: int, height: int, max_pixels: int) -> None:
 # -- decoding -------------------------------------------------------------------------------
 
 
-def read_file(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Pixels:
+def read_file(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int = 0) -> Pixels:
     """JPEG/PNG/WebP bytes as stored (not yet oriented), in 8 bits. The size is checked from
-    the header before any pixel is decoded, so a decompression bomb costs nothing."""
+    the header before any pixel is decoded, so a decompression bomb costs nothing.
+
+    A JPEG over ``max_pixels`` is still accepted when ``max_side`` would bring it under the
+    limit: it is decoded straight at a reduced scale (JPEG's DCT scaling, at most twice the
+    asked size per side), so a 12 MP phone photo sent with max_side 1024 never occupies
+    12 MP of memory. Other formats must fit the limit as stored."""
     if not data:
         raise ImageError("empty image data")
     encoding = sniff_encoding(data)
@@ -195,7 +200,10 @@ def read_file(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Pixels:
         check_size(*size, max_pixels)  # Pillow's WebP reader allocates the canvas on opening
     try:
         with _READERS[encoding](io.BytesIO(data), "") as image:
-            check_size(image.width, image.height, max_pixels)
+            if encoding == "jpeg" and max_side > 0 and image.width * image.height > max_pixels:
+                _draft_to_side(image, max_side, max_pixels)
+            else:
+                check_size(image.width, image.height, max_pixels)
             orientation = _orientation(image)
             image.load()
             rgb, alpha = _eight_bit(image)
@@ -204,6 +212,20 @@ def read_file(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Pixels:
     except _CORRUPT:
         raise ImageError(f"corrupt or truncated {encoding.upper()} image") from None
     return Pixels(rgb, alpha, orientation)
+
+
+def _draft_to_side(image: Image.Image, max_side: int, max_pixels: int) -> None:
+    """Set a JPEG to decode at the smallest DCT scale still covering ``max_side``; refuse it
+    when even the result of ``max_side`` would be over ``max_pixels``."""
+    target = fit_longest_side(image.width, image.height, min(max_side, max(image.size)))
+    if target[0] * target[1] > max_pixels:
+        check_size(image.width, image.height, max_pixels)  # raises, naming the stored size
+    image.draft("RGB", target)
+    if image.width * image.height > 4 * max_pixels:  # DCT scaling stops at 1/8 per side
+        raise ImageTooLarge(
+            f"image is {image.width * 8}x{image.height * 8} or more, too large to reduce "
+            f"under the limit of {max_pixels} pixels; send a smaller image"
+        )
 
 
 def _webp_size(data: bytes) -> tuple[int, int] | None:
@@ -258,11 +280,14 @@ def from_raw(
     return np.frombuffer(data, dtype=np.uint8).reshape(height, width, 3)
 
 
-def read_image(image: EncodedImage, max_pixels: int = DEFAULT_MAX_PIXELS) -> Pixels:
-    """An encoded image (file or raw RGB) as stored, refused over ``max_pixels``."""
+def read_image(
+    image: EncodedImage, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int = 0
+) -> Pixels:
+    """An encoded image (file or raw RGB) as stored, refused over ``max_pixels`` (see
+    ``read_file`` for JPEGs that ``max_side`` brings under it)."""
     if image.encoding == RAW:
         return Pixels(from_raw(image.data, image.width, image.height, max_pixels))
-    return read_file(image.data, max_pixels)
+    return read_file(image.data, max_pixels, max_side)
 
 
 # EXIF orientation → the transpose that makes the stored pixels upright: the table of Pillow's

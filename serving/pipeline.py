@@ -102,7 +102,9 @@ def prepare(
 ) -> Prepared:
     """decode → orient → flatten → downscale → check the minimum side: the network's input
     and the alpha to put back."""
-    pixels = read_image(image, max_pixels)  # the pixel limit is checked from the header
+    # The pixel limit is checked from the header; a JPEG that max_side brings under it is
+    # decoded at a reduced scale instead of refused.
+    pixels = read_image(image, max_pixels, options.max_side)
     pixels = orient(pixels)  # upright by the EXIF orientation
     content = downscale(flatten(pixels.rgb, pixels.alpha), options.max_side)
     alpha = None if pixels.alpha is None else downscale(pixels.alpha, options.max_side)

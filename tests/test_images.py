@@ -312,3 +312,35 @@ def test_remote_clients_get_the_same_clean_messages(client):
         details = caught.value.details
         assert not [leak for leak in LEAKS if leak in details], details
     assert "over the limit of" in details and "100000x100000" in details
+
+
+def _jpeg(width: int, height: int, orientation: int | None = None) -> bytes:
+    ramp = np.linspace(0, 255, width, dtype=np.uint8)
+    pixels = np.repeat(np.repeat(ramp[None, :, None], height, axis=0), 3, axis=2)
+    buffer = io.BytesIO()
+    image = Image.fromarray(pixels)
+    if orientation is None:
+        image.save(buffer, format="JPEG", quality=85)
+    else:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        image.save(buffer, format="JPEG", quality=85, exif=exif)
+    return buffer.getvalue()
+
+
+def test_a_large_jpeg_that_max_side_brings_under_the_limit_is_accepted() -> None:
+    """A phone photo over max_pixels is served when the caller asks for max_side small enough:
+    decoded at a reduced DCT scale (never at full size), then resized exactly."""
+    from stylecast.serving.imaging import EncodedImage, StyliseOptions, read_file
+    from stylecast.serving.pipeline import prepare
+
+    data = _jpeg(2000, 1500, orientation=6)
+    limit = 400 * 400
+    drafted = read_file(data, max_pixels=limit, max_side=300)
+    assert drafted.rgb.shape[0] * drafted.rgb.shape[1] <= 4 * limit  # never the full 3 MP
+    prepared = prepare(EncodedImage(data), StyliseOptions(max_side=300), max_pixels=limit)
+    assert prepared.content.shape[:2] == (300, 225)  # upright (orientation 6), longest 300
+    with pytest.raises(ImageTooLarge, match="over the limit of 160000"):
+        prepare(EncodedImage(data), StyliseOptions(max_side=1000), max_pixels=limit)
+    with pytest.raises(ImageTooLarge, match="2000x1500 = 3000000 pixels"):
+        prepare(EncodedImage(data), StyliseOptions(), max_pixels=limit)
