@@ -67,24 +67,21 @@ def content_jpeg() -> bytes:
 
 def export_tiny_model(folder: Path) -> tuple[Path, str]:
     """A seeded random lite network exported through `stylecast export`'s code path."""
-    import json
-
     import torch
 
     from stylecast.training.config import NetworkConfig, TrainConfig, to_dict
     from stylecast.training.export import export_model
     from stylecast.training.network import TransformNet
+    from stylecast.training.run_folder import RunFolder, RunRecord
 
     torch.manual_seed(0)
     config = TrainConfig(style_image=str(REPO_ROOT / "assets/styles/starry_night.jpg"),
                          content_dirs=(str(CONTENT.parent),), vgg_weights="random:0",
                          network=NetworkConfig.preset("lite"))  # fmt: skip
-    run = folder / "run"
-    run.mkdir()
-    meta = {"train": to_dict(config), "vgg_weights": "random:0", "style_sha256": "-"}
-    (run / "config.json").write_text(json.dumps(meta))
-    torch.save(TransformNet(config.network).state_dict(), run / "transform.pt")
-    export_model(run, "bench_lite", folder / "models")
+    run = RunFolder(folder / "run")
+    run.write_record(RunRecord(train=to_dict(config), vgg_weights="random:0", style_sha256="-"))
+    run.save_weights(TransformNet(config.network).state_dict())
+    export_model(run.path, "bench_lite", folder / "models")
     return folder / "models", "bench_lite"
 
 

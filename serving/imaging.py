@@ -3,6 +3,10 @@ encoded images and their decoding and encoding, resizing, and the per-request op
 (strength, preserve_color, max_side) with the blend they control. Arrays are uint8 RGB
 [H, W, 3]; an alpha channel travels beside them as uint8 [H, W].
 
+(About 400 lines on purpose: how real-world files are read — EXIF, 16-bit, transparency,
+header-first size checks, JPEG draft decoding — is one set of rules, kept and documented
+together here rather than spread over modules that would each need the others.)
+
 How images as cameras and editors write them are read (the server and `stylecast stylise`):
 
 - Format: JPEG (and MPO, the multi-picture JPEG of some cameras), PNG or WebP, detected from

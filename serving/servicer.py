@@ -28,13 +28,19 @@ from typing import Any
 
 import grpc
 import numpy as np
-import onnxruntime as ort
 
-from stylecast.errors import StylecastError
 from stylecast.v1 import stylise_pb2 as pb
 from stylecast.v1 import stylise_pb2_grpc as pb_grpc
 
 from . import pipeline
+from .calls import (
+    RescanFailed,
+    RunStopper,
+    ShuttingDown,
+    TooLarge,
+    safe_text,
+    status_of,
+)
 from .codec import (
     BadRequest,
     card_message,
@@ -47,75 +53,11 @@ from .config import ServerConfig
 from .imaging import ImageError
 from .limits import POLL_S, CallAbandoned, InferenceLimiter, LatestFrames, Overloaded
 from .metrics import ServerMetrics
-from .repository import ModelNotFound, ModelRepository
+from .repository import ModelRepository
 from .runtime import StyleModel
 from .watcher import ModelWatcher
 
 log = logging.getLogger(__name__)
-
-
-class TooLarge(StylecastError):
-    """A request or reply is over ``max_message_bytes`` (maps to RESOURCE_EXHAUSTED)."""
-
-
-class ShuttingDown(StylecastError):
-    """The server is draining and refuses new calls (maps to UNAVAILABLE: try another one)."""
-
-
-class RescanFailed(StylecastError):
-    """The models folder could not be read (maps to FAILED_PRECONDITION)."""
-
-
-def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
-    """The gRPC status for an exception raised while handling a call."""
-    if isinstance(exc, ModelNotFound):
-        return grpc.StatusCode.NOT_FOUND, str(exc)
-    if isinstance(exc, ImageError | BadRequest):
-        return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
-    if isinstance(exc, Overloaded | TooLarge):
-        return grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
-    if isinstance(exc, ShuttingDown):
-        return grpc.StatusCode.UNAVAILABLE, str(exc)
-    if isinstance(exc, RescanFailed):
-        return grpc.StatusCode.FAILED_PRECONDITION, str(exc)
-    if isinstance(exc, CallAbandoned):
-        code = grpc.StatusCode.DEADLINE_EXCEEDED if exc.deadline else grpc.StatusCode.CANCELLED
-        return code, str(exc)
-    log.error("internal error while handling a call", exc_info=exc)
-    return grpc.StatusCode.INTERNAL, "internal server error (details are in the server log)"
-
-
-def safe_text(text: str) -> str:
-    """``text`` as protobuf accepts it: lone surrogates (from undecodable file names or
-    JSON escapes) become "?"."""
-    return text.encode("utf-8", "replace").decode("utf-8")
-
-
-class RunStopper:
-    """Stops the inference of a call when the call ends for any reason: each inference gets
-    fresh RunOptions from ``new()``, terminated when the call ends (at once if it has)."""
-
-    def __init__(self, context: grpc.ServicerContext) -> None:
-        self._lock = threading.Lock()
-        self._current: ort.RunOptions | None = None
-        self.stopped = False
-        if not context.add_callback(self.stop):  # the call has already ended
-            self.stop()
-
-    def stop(self) -> None:
-        with self._lock:
-            self.stopped = True
-            if self._current is not None:
-                self._current.terminate = True
-
-    def new(self) -> ort.RunOptions:
-        """RunOptions for the call's next inference."""
-        run_options = ort.RunOptions()
-        with self._lock:
-            self._current = run_options
-            if self.stopped:
-                run_options.terminate = True
-        return run_options
 
 
 @dataclass(frozen=True)
@@ -159,7 +101,6 @@ class StylecastServicer(pb_grpc.StylecastServicer):
         metrics.inference_queue.set_function(lambda: self.limiter.waiting)
         self._streams = threading.BoundedSemaphore(config.max_streams)
         self._refusing = False
-        self._bad_cards: set[tuple[str, int]] = set()
 
     def refuse_calls(self) -> None:
         """Shutdown is draining: answer new calls UNAVAILABLE from now on."""
@@ -302,28 +243,10 @@ class StylecastServicer(pb_grpc.StylecastServicer):
 
         return self._unary("Stylise", request, context, work)
 
-    def _card(self, model: StyleModel, thumbnail: bool = True) -> pb.ModelCard:
-        """A loaded model's card; a card whose values the message cannot hold (the card is
-        validated, but e.g. an opset out of range or an undecodable file name) becomes a
-        minimal card, so one odd card never fails a listing. Logged once per version."""
-        try:
-            return card_message(model, thumbnail)
-        except Exception as exc:
-            if (model.name, model.version) not in self._bad_cards:
-                self._bad_cards.add((model.name, model.version))
-                log.warning("model %s v%d: card shown minimal (%r)", model.name, model.version, exc)
-            return pb.ModelCard(
-                name=safe_text(model.name),
-                version=model.version,
-                latest_version=model.version,
-                provider=model.provider,
-                description="(card values not representable; see the server log)",
-            )
-
     def ListModels(self, request: pb.ListModelsRequest, context: grpc.ServicerContext) -> Any:
         def work(_call: _CallRecord) -> pb.ListModelsResponse:
             models = self.repository.models()
-            cards = [self._card(m, request.include_thumbnails) for m in models]
+            cards = [card_message(m, request.include_thumbnails) for m in models]
             return pb.ListModelsResponse(models=cards)
 
         return self._unary("ListModels", request, context, work)
@@ -332,7 +255,7 @@ class StylecastServicer(pb_grpc.StylecastServicer):
         def work(call: _CallRecord) -> pb.GetModelResponse:
             model = self.repository.get(request.name)
             call.model = model.name
-            return pb.GetModelResponse(model=self._card(model))
+            return pb.GetModelResponse(model=card_message(model))
 
         return self._unary("GetModel", request, context, work)
 

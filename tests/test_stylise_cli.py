@@ -17,7 +17,7 @@ from PIL import Image
 from serving_fixtures import REPO_ROOT, TINY_MODEL, encoded_image
 
 from stylecast.cli import main
-from stylecast.cli.serving import OUTPUT_FORMATS
+from stylecast.cli.stylise import OUTPUT_FORMATS
 from stylecast.errors import InputsFailed, StylecastError
 from stylecast.serving.image_files import InputError, read_bounded
 from stylecast.serving.imaging import FILE_ENCODINGS
@@ -241,8 +241,13 @@ def test_only_the_model_asked_for_is_loaded(models_copy, tmp_path, capsys, monke
     assert loaded == [TINY_MODEL]
 
 
-def test_the_format_choices_are_the_file_encodings():
+def test_the_cli_spellings_match_the_library():
+    """The CLI spells these out so --help imports nothing heavy; they must not drift."""
+    from stylecast.cli import stylise as cli
+    from stylecast.serving import stylise as library
+
     assert OUTPUT_FORMATS == FILE_ENCODINGS
+    assert cli.DEFAULT_MAX_BYTES == library.DEFAULT_MAX_BYTES
 
 
 # -- client stylise -------------------------------------------------------------------------

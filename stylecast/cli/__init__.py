@@ -15,11 +15,17 @@ from typing import Any
 
 from .. import __version__
 from ..errors import Interrupted, StylecastError
-from . import demo, serving, training, validate
+from . import demo, serving, stylise, training, validate
 
 log = logging.getLogger("stylecast")
 
-SUBCOMMAND_GROUPS = (training.register, serving.register, validate.register, demo.register)
+SUBCOMMAND_GROUPS = (
+    training.register,
+    stylise.register,
+    serving.register,
+    validate.register,
+    demo.register,
+)
 
 
 class _StderrHandler(logging.StreamHandler):
