@@ -412,3 +412,8 @@ def test_iterate_reports_its_device_and_best_step(iterate_args, tmp_path, capsys
     assert "on cpu" in out and "best of 3 steps" in out
     report = json.loads((tmp_path / "out.json").read_text())
     assert report["device"] == "cpu" and 0 <= report["best_step"] <= 3
+
+
+def test_train_missing_validation_folder_is_named_as_such(train_args, tmp_path, capsys) -> None:
+    code, _, err = run_cli([*train_args, "--val-dir", str(tmp_path / "nope")], capsys)
+    assert_stylecast_error(code, err, "train", "validation folder not found", "nope")

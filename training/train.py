@@ -289,6 +289,8 @@ def run_training(config: TrainConfig, run: RunOptions) -> TrainingOutcome:
     check_resume(run, resume, config)
     files = scan_folders(config.content_dirs)
     if config.val_dir is not None:
+        if not Path(config.val_dir).is_dir():
+            raise StylecastError(f"validation folder not found: {config.val_dir}")
         val_files = scan_content(config.val_dir)
         held = set(val_files)
         files = [f for f in files if f not in held]
