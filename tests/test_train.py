@@ -344,3 +344,37 @@ def test_loader_settings_use_processes_and_pinned_memory_only_for_gpus(tmp_path,
     assert (gpu.workers, gpu.pin_memory) == (8, True)
     assert loader_settings(_run(tmp_path, accelerator="gpu", devices="0,1,2,3")).workers == 4
     assert loader_settings(_run(tmp_path, accelerator="gpu", workers=3)).workers == 3
+
+
+def test_content_is_deduplicated_by_bytes_and_excluded_folders_never_train(tmp_path) -> None:
+    """The same photo in two content folders counts once; a photo whose bytes are in an
+    --exclude-dir folder (a test set) is dropped from every folder, under any name."""
+    from PIL import Image
+
+    from stylecast.training.data import scan_folders
+
+    first, second, test_set = tmp_path / "a", tmp_path / "b", tmp_path / "test"
+    for folder in (first, second, test_set):
+        folder.mkdir()
+    for index in range(3):
+        Image.new("RGB", (32, 32), (index * 60, 10, 10)).save(first / f"p{index}.png")
+    shutil.copy(first / "p0.png", second / "copy_of_p0.png")
+    Image.new("RGB", (32, 32), (0, 200, 0)).save(second / "own.png")
+    shutil.copy(first / "p2.png", test_set / "renamed.png")
+    files = scan_folders([first, second])
+    assert [f.name for f in files] == ["p0.png", "p1.png", "p2.png", "own.png"]
+    kept = scan_folders([first, second], exclude=[test_set])
+    assert [f.name for f in kept] == ["p0.png", "p1.png", "own.png"]
+    with pytest.raises(StylecastError, match="excluded"):
+        scan_folders([test_set], exclude=[test_set])
+
+
+def test_train_refuses_a_missing_exclude_folder(
+    tmp_path, style_image, content_dir, loss_config
+) -> None:
+    config = dataclasses.replace(
+        _config(style_image, content_dir, loss_config),
+        exclude_dirs=(str(tmp_path / "absent"),),
+    )
+    with pytest.raises(StylecastError, match="excluded folder not found"):
+        run_training(config, _run(tmp_path / "run"))

@@ -114,12 +114,15 @@ class TrainConfig:
     # otherwise ``val_fraction`` of the content images are held aside (0: no validation).
     val_dir: str | None = None
     val_fraction: float = 0.1
+    # Folders of images never used for training or validation (a test set), matched by content.
+    exclude_dirs: tuple[str, ...] = ()
     crop_scale_min: float = 0.3  # random crops cover this much of an image's area, up to all
 
     def __post_init__(self) -> None:
         if isinstance(self.content_dirs, str):  # one folder given as a plain string
             object.__setattr__(self, "content_dirs", (self.content_dirs,))
         object.__setattr__(self, "content_dirs", tuple(self.content_dirs))
+        object.__setattr__(self, "exclude_dirs", tuple(self.exclude_dirs))
         if not self.content_dirs:
             raise StylecastError("at least one content folder is needed")
         if not 0.0 <= self.val_fraction < 1.0:

@@ -48,12 +48,32 @@ def scan_content(folder: str | Path, min_side: int = MIN_CONTENT_SIDE) -> list[P
     return usable
 
 
-def scan_folders(folders: Sequence[str | Path], min_side: int = MIN_CONTENT_SIDE) -> list[Path]:
-    """``scan_content`` over several folders, in order, without duplicates."""
-    files: dict[Path, None] = {}
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes: the identity of an image, wherever it is copied."""
+    with path.open("rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()
+
+
+def scan_folders(
+    folders: Sequence[str | Path],
+    min_side: int = MIN_CONTENT_SIDE,
+    exclude: Sequence[str | Path] = (),
+) -> list[Path]:
+    """``scan_content`` over several folders, in order. A file whose bytes were already seen
+    (the same photo in two folders) is kept once, and a file whose bytes match any image
+    under an ``exclude`` folder (a test set) is dropped, wherever it lies."""
+    excluded = {file_digest(path) for folder in exclude for path in list_images(folder)}
+    seen: set[str] = set()
+    files: list[Path] = []
     for folder in folders:
-        files.update(dict.fromkeys(scan_content(folder, min_side)))
-    return list(files)
+        for path in scan_content(folder, min_side):
+            digest = file_digest(path)
+            if digest not in seen and digest not in excluded:
+                seen.add(digest)
+                files.append(path)
+    if not files:
+        raise StylecastError("every content image is excluded (it is also in an --exclude-dir)")
+    return files
 
 
 def hold_out(files: Sequence[Path], fraction: float) -> tuple[list[Path], list[Path]]:

@@ -20,10 +20,11 @@ from torch.utils.data import DataLoader
 from torchvision.transforms.v2 import functional as TF
 
 from stylecast.errors import Interrupted, StylecastError
+from stylecast.progress import show_progress
 
 from .callbacks import RunArtifacts, SampleImages
 from .config import TrainConfig, require_positive, to_dict
-from .data import ContentImages, ValidationImages, hold_out, scan_content, scan_folders
+from .data import ContentImages, ValidationImages, file_digest, hold_out, scan_folders
 from .images import load_image
 from .module import StyleTransferModule
 from .run_folder import TENSORBOARD, RunFolder, RunRecord, read_trained
@@ -198,7 +199,8 @@ def _devices(value: str) -> int | str:
 
 
 def build_trainer(run: RunOptions, samples: torch.Tensor, validate: bool) -> L.Trainer:
-    """A Trainer with progress bar, TensorBoard, last/best and on-interrupt checkpoints.
+    """A Trainer with TensorBoard, last/best and on-interrupt checkpoints, and a progress bar
+    when stderr is a terminal.
 
     last.ckpt follows ``run.checkpoint_every``. With held-aside images (``validate``)
     validation runs every ``run.val_every`` steps (and at least once), the best checkpoint is
@@ -252,6 +254,7 @@ def build_trainer(run: RunOptions, samples: torch.Tensor, validate: bool) -> L.T
         callbacks=callbacks,
         log_every_n_steps=run.log_every,
         enable_model_summary=False,
+        enable_progress_bar=show_progress(),  # no bar frames in a captured stderr
         val_check_interval=val_every if validate else None,
         check_val_every_n_epoch=None,
         limit_val_batches=1.0 if validate else 0,
@@ -287,13 +290,16 @@ def run_training(config: TrainConfig, run: RunOptions) -> TrainingOutcome:
     if not Path(config.style_image).is_file():
         raise StylecastError(f"style image not found: {config.style_image}")
     check_resume(run, resume, config)
-    files = scan_folders(config.content_dirs)
+    for folder in config.exclude_dirs:
+        if not Path(folder).is_dir():
+            raise StylecastError(f"excluded folder not found: {folder}")
+    files = scan_folders(config.content_dirs, exclude=config.exclude_dirs)
     if config.val_dir is not None:
         if not Path(config.val_dir).is_dir():
             raise StylecastError(f"validation folder not found: {config.val_dir}")
-        val_files = scan_content(config.val_dir)
-        held = set(val_files)
-        files = [f for f in files if f not in held]
+        val_files = scan_folders([config.val_dir], exclude=config.exclude_dirs)
+        held = {file_digest(f) for f in val_files}
+        files = [f for f in files if file_digest(f) not in held]
     else:
         files, val_files = hold_out(files, config.val_fraction)
     if not files:

@@ -25,6 +25,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
         content_dirs=tuple(args.content_dir),
         val_dir=args.val_dir,
         val_fraction=args.val_fraction,
+        exclude_dirs=tuple(args.exclude_dir),
         crop_scale_min=args.crop_scale_min,
         image_size=args.image_size,
         style_size=args.style_size,
@@ -177,6 +178,13 @@ def _add_train(sub: Any) -> None:
         type=float,
         default=0.1,
         help="share of the content held aside when there is no --val-dir (0: no validation)",
+    )
+    val.add_argument(
+        "--exclude-dir",
+        action="append",
+        default=[],
+        help="folder of images never to train or validate on (a test set), matched by content "
+        "wherever a copy lies; repeatable",
     )
     val.add_argument("--val-every", type=positive_int, default=500, help="steps between runs")
     val.add_argument(
