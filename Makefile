@@ -35,14 +35,15 @@ $(SERVE_VENV)/.installed: pyproject.toml
 	$(SERVE_VENV)/bin/pip install --quiet -e '.[serve]'
 	touch $@
 
-$(DEV_VENV)/.installed: pyproject.toml
+$(DEV_VENV)/.installed: pyproject.toml examples/node/package-lock.json
 	$(PYTHON) -m venv $(DEV_VENV)
 	$(DEV_VENV)/bin/pip install --quiet --upgrade pip
 	$(DEV_VENV)/bin/pip install --quiet -e '.[all]'
 	# Triton's ModelConfig schema for the config.pbtxt tests. Without its extras: they pin
 	# protobuf < 7, which the generated stubs cannot use; the schema module needs none.
 	$(DEV_VENV)/bin/pip install --quiet --no-deps 'tritonclient==2.73.0'
+	@if command -v npm >/dev/null 2>&1; then npm ci --prefix examples/node --no-audit --no-fund; else echo "npm not found: skipping the Node example client (examples/node); its tests will skip"; fi
 	touch $@
 
 clean:
-	rm -rf $(SERVE_VENV) $(DEV_VENV) demo-out .pytest_cache
+	rm -rf $(SERVE_VENV) $(DEV_VENV) demo-out .pytest_cache examples/node/node_modules

@@ -1,9 +1,16 @@
-"""`stylecast camera`: read frames with OpenCV (a camera or a video file), stream them through
-StyliseStream, and show the stylised video with its frame rate and round-trip latency, or
-write it to a file (always when there is no screen).
+"""`stylecast camera`: read frames with OpenCV (a camera or a video file), stylise them, and
+show the stylised video with its frame rate (overlaid on each frame), or write it to a file
+(always when there is no screen).
 
-A live camera sends the newest frame only and lets the server drop stale ones; a video file is
-sent with a small window so that every frame comes back and the output has them all.
+Two ways to stylise: through a server (``run_camera``: StyliseStream; the overlay also shows
+the round trip), or in this process (``run_local_camera``, `--local`: the same pipeline as
+`stylecast stylise`, no server, optional temporal smoothing; the overlay shows the time per
+frame). Through a server, a live camera sends the newest frame only and lets the server drop
+stale ones; a video file is sent with a small window so that every frame comes back.
+
+The recording is written under a temporary name and renamed when it ends (serving.video).
+Ctrl-C is how a live camera is stopped: its recording is kept. From a video file, Ctrl-C or an
+error leaves no file behind.
 """
 
 from __future__ import annotations
@@ -17,16 +24,20 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from stylecast.errors import StylecastError
-from stylecast.v1 import stylise_pb2 as pb
 
-from .client import StylecastClient
-from .codec import encoding_enum
+from .imaging import DEFAULT_MAX_PIXELS, StyliseOptions
+from .video import FrameStyliser, VideoWriter, import_cv2
+
+if TYPE_CHECKING:
+    from stylecast.v1 import stylise_pb2 as pb
+
+    from .client import StylecastClient
+    from .runtime import StyleModel
 
 log = logging.getLogger(__name__)
 
@@ -36,20 +47,7 @@ FPS_WINDOW = 30  # frames over which the displayed frame rate is averaged
 # (max_pending, max_in_flight): a camera keeps only the newest frame; a file loses none.
 LIVE_FLOW = (1, 3)
 FILE_FLOW = (2, 2)
-FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}
 QUIT_KEYS = (ord("q"), 27)  # q, Esc
-
-
-def import_cv2() -> Any:
-    """OpenCV, or a StylecastError saying how to install it."""
-    try:
-        import cv2
-    except ImportError:
-        raise StylecastError(
-            "the camera needs OpenCV: pip install 'stylecast[camera]' "
-            "(opencv-python-headless; use opencv-python for an on-screen window)"
-        ) from None
-    return cv2
 
 
 def display_available(cv2: Any) -> bool:
@@ -67,7 +65,8 @@ def display_available(cv2: Any) -> bool:
 
 @dataclass
 class CameraStats:
-    """What a camera session did."""
+    """What a camera session did; ``round_trips_ms``: per frame, the server's round trip or
+    (local) the time to stylise it."""
 
     sent: int = 0
     received: int = 0
@@ -75,6 +74,7 @@ class CameraStats:
     errors: int = 0
     seconds: float = 0.0
     round_trips_ms: list[float] = field(default_factory=list)
+    local: bool = False
 
     @property
     def fps(self) -> float:
@@ -82,10 +82,11 @@ class CameraStats:
 
     def summary(self) -> str:
         rtt = statistics.median(self.round_trips_ms) if self.round_trips_ms else 0.0
+        timing = "median time per frame" if self.local else "median round trip"
         return (
             f"{self.received} frames stylised of {self.sent} sent ({self.dropped} dropped, "
             f"{self.errors} errors) in {self.seconds:.1f} s: {self.fps:.1f} fps, "
-            f"median round trip {rtt:.0f} ms"
+            f"{timing} {rtt:.0f} ms"
         )
 
 
@@ -94,10 +95,8 @@ class _Output:
 
     def __init__(self, cv2: Any, out: str | None, fps: float, show: bool) -> None:
         self.cv2 = cv2
-        self.out = Path(out) if out else None
-        self.fps = fps
+        self.recording = VideoWriter(out, fps) if out else None
         self.show = show
-        self.writer: Any = None
         self.size: tuple[int, int] | None = None
 
     def write(self, frame: np.ndarray) -> bool:
@@ -108,40 +107,63 @@ class _Output:
             self.size = (width, height)
         elif self.size != (width, height):
             frame = cv2.resize(frame, self.size)
-        if self.out is not None:
-            if self.writer is None:
-                self.writer = self._open_writer()
-            self.writer.write(frame)
+        if self.recording is not None:
+            self.recording.write(frame, bgr=True)
         if self.show:
             cv2.imshow(WINDOW_TITLE, frame)
             if cv2.waitKey(1) & 0xFF in QUIT_KEYS:
                 return False
         return True
 
-    def _open_writer(self) -> Any:
-        cv2 = self.cv2
-        assert self.out is not None and self.size is not None
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        fourcc = FOURCC_BY_SUFFIX.get(self.out.suffix.lower(), "MJPG")
-        writer = cv2.VideoWriter(
-            str(self.out), cv2.VideoWriter_fourcc(*fourcc), self.fps, self.size
-        )
-        if not writer.isOpened():
-            raise StylecastError(f"cannot write video {self.out} (try a .avi or .mp4 file name)")
-        return writer
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.release()
-        if self.show:
-            self.cv2.destroyAllWindows()
+    def close(self, keep: bool) -> None:
+        """Close the window; move the recording into place (``keep``) or drop it."""
+        try:
+            if self.recording is not None and keep:
+                self.recording.commit()
+            elif self.recording is not None:
+                self.recording.abort()
+        finally:
+            if self.show:
+                self.cv2.destroyAllWindows()
 
 
-def _overlay(cv2: Any, frame: np.ndarray, fps: float, rtt_ms: float) -> np.ndarray:
-    text = f"{fps:5.1f} fps  {rtt_ms:4.0f} ms"
+def _overlay(cv2: Any, frame: np.ndarray, fps: float, ms: float) -> np.ndarray:
+    text = f"{fps:5.1f} fps  {ms:4.0f} ms"
     for color, thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):
         cv2.putText(frame, text, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, thickness)
     return frame
+
+
+def _open(
+    cv2: Any, camera: int, video: str | None, out: str | None, show: bool | None
+) -> tuple[Any, _Output]:
+    """The capture and the output of a session (``show`` None: a window if there is a
+    screen)."""
+    show = display_available(cv2) if show is None else show
+    if not show and not out:
+        raise StylecastError("no screen to show the video on: pass --out FILE to record it")
+    capture = cv2.VideoCapture(video) if video else cv2.VideoCapture(camera)
+    if not capture.isOpened():
+        source = f"video {video}" if video else f"camera {camera}"
+        raise StylecastError(f"cannot open {source}")
+    fps_in = capture.get(cv2.CAP_PROP_FPS)
+    try:
+        return capture, _Output(cv2, out, fps_in if fps_in and fps_in > 0 else 30.0, show)
+    except StylecastError:
+        capture.release()
+        raise
+
+
+class _Rate:
+    """The frame rate over the last FPS_WINDOW frames."""
+
+    def __init__(self) -> None:
+        self.recent: deque[float] = deque(maxlen=FPS_WINDOW)
+
+    def tick(self, now: float) -> float:
+        self.recent.append(now)
+        span = self.recent[-1] - self.recent[0]
+        return (len(self.recent) - 1) / span if span > 0 else 0.0
 
 
 def run_camera(
@@ -158,16 +180,12 @@ def run_camera(
 ) -> CameraStats:
     """Stream a camera (or ``video``) through the server until the source ends, ``max_frames``
     frames were sent, or the user quits. ``show`` None: show a window if there is a screen."""
+    from stylecast.v1 import stylise_pb2 as pb
+
+    from .codec import encoding_enum
+
     cv2 = import_cv2()
-    show = display_available(cv2) if show is None else show
-    if not show and not out:
-        raise StylecastError("no screen to show the video on: pass --out FILE to record it")
-    capture = cv2.VideoCapture(video) if video else cv2.VideoCapture(camera)
-    if not capture.isOpened():
-        source = f"video {video}" if video else f"camera {camera}"
-        raise StylecastError(f"cannot open {source}")
-    fps_in = capture.get(cv2.CAP_PROP_FPS)
-    output = _Output(cv2, out, fps_in if fps_in and fps_in > 0 else 30.0, show)
+    capture, output = _open(cv2, camera, video, out, show)
     max_pending, max_in_flight = FILE_FLOW if video else LIVE_FLOW
     stats, sent_at, stop = CameraStats(), {}, threading.Event()
     request_options = pb.StyliseOptions()
@@ -189,8 +207,7 @@ def run_camera(
             stats.sent = sequence
             yield sequence, jpeg.tobytes()
 
-    recent: deque[float] = deque(maxlen=FPS_WINDOW)
-    start = time.perf_counter()
+    rate, keep, start = _Rate(), False, time.perf_counter()
     try:
         replies = client.stream(
             frames(), model, request_options, max_pending=max_pending, max_in_flight=max_in_flight
@@ -207,16 +224,68 @@ def run_camera(
                 continue
             stats.received += 1
             stats.round_trips_ms.append(rtt_ms)
-            recent.append(now)
-            fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 else 0.0
+            fps = rate.tick(now)
             frame = cv2.imdecode(np.frombuffer(reply.image.data, np.uint8), cv2.IMREAD_COLOR)
             if overlay:
                 frame = _overlay(cv2, frame, fps, rtt_ms)
             if not output.write(frame):
                 stop.set()
+        keep = True
+    except KeyboardInterrupt:
+        if video:
+            raise
+        keep = True  # Ctrl-C is how a live camera stops: keep its recording
     finally:
         stop.set()
         stats.seconds = time.perf_counter() - start
         capture.release()
-        output.close()
+        output.close(keep)
+    return stats
+
+
+def run_local_camera(
+    model: StyleModel,
+    *,
+    camera: int = 0,
+    video: str | None = None,
+    out: str | None = None,
+    show: bool | None = None,
+    options: StyliseOptions | None = None,
+    smooth: float = 0.0,
+    max_frames: int = 0,
+    overlay: bool = True,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> CameraStats:
+    """Stylise a camera (or ``video``) in this process, frame by frame through the pipeline
+    (``smooth``: serving.smoothing), until the source ends, ``max_frames`` frames were read,
+    or the user quits. ``show`` None: show a window if there is a screen."""
+    cv2 = import_cv2()
+    capture, output = _open(cv2, camera, video, out, show)
+    styliser = FrameStyliser(model, options, smooth, max_pixels)
+    stats, rate, keep, start = CameraStats(local=True), _Rate(), False, time.perf_counter()
+    try:
+        while max_frames <= 0 or stats.sent < max_frames:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            stats.sent += 1
+            began = time.perf_counter()
+            _, stylised = styliser(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            now = time.perf_counter()
+            stats.received += 1
+            stats.round_trips_ms.append(1000.0 * (now - began))
+            frame = cv2.cvtColor(stylised, cv2.COLOR_RGB2BGR)
+            if overlay:
+                frame = _overlay(cv2, frame, rate.tick(now), stats.round_trips_ms[-1])
+            if not output.write(frame):
+                break
+        keep = True
+    except KeyboardInterrupt:
+        if video:
+            raise
+        keep = True  # Ctrl-C is how a live camera stops: keep its recording
+    finally:
+        stats.seconds = time.perf_counter() - start
+        capture.release()
+        output.close(keep)
     return stats

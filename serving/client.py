@@ -21,7 +21,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from stylecast.errors import StylecastError
+from stylecast.errors import ServerFailed
 from stylecast.v1 import stylise_pb2 as pb
 from stylecast.v1 import stylise_pb2_grpc as pb_grpc
 
@@ -32,10 +32,8 @@ DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
-class ServerError(StylecastError):
+class ServerError(ServerFailed):
     """A call failed; ``code`` is the gRPC status code."""
-
-    exit_code = 1
 
     def __init__(self, code: grpc.StatusCode, details: str) -> None:
         super().__init__(f"{code.name}: {details}")

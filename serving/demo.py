@@ -1,7 +1,8 @@
 """`stylecast demo`: the README's first command. Starts `stylecast serve` on a free loopback
 port with the bundled models, stylises the sample images through gRPC (unary calls, and one
-short StyliseStream as a camera app would), writes the results, a contact sheet and the
-server's log, and stops the server with SIGTERM, as an operator would."""
+short StyliseStream as a camera app would), writes the results, a contact sheet (every photo
+by every model), a style sheet (the first photo by every model, as `stylecast sheet` draws it)
+and the server's log, and stops the server with SIGTERM, as an operator would."""
 
 from __future__ import annotations
 
@@ -21,10 +22,14 @@ from stylecast.errors import StylecastError
 
 from .client import StylecastClient
 from .codec import decode_image_message
+from .imaging import decode
 from .readiness import ReadyInfo, wait_for_ready_file
+from .sheet import DEFAULT_MAX_SIDE, ORIGINAL, Tile, compose, grid
 from .stylise import collect_inputs
 
-THUMB_HEIGHT = 160
+THUMB_SIDE = 240  # contact sheet tiles
+CONTACT_SHEET = "contact_sheet.jpg"
+STYLE_SHEET = "sheet.jpg"
 STREAM_FRAMES = 12
 SERVER_LOG = "server.log"
 
@@ -72,22 +77,19 @@ def stop_server(process: subprocess.Popen, grace_s: float = 15.0) -> int:
     return process.returncode
 
 
-def contact_sheet(content: list[np.ndarray], rows: dict[str, list[np.ndarray]]) -> Image.Image:
-    """Content images on top, one row per model below, each scaled to THUMB_HEIGHT."""
+def contact_sheet(
+    content: list[tuple[str, np.ndarray]], rows: dict[str, list[np.ndarray]]
+) -> Image.Image:
+    """The content images (name, pixels) on top, one row per model below, labelled."""
+    top = [Tile(name, image) for name, image in content]
+    below = [[Tile(model, image) for image in images] for model, images in rows.items()]
+    return grid([top, *below], THUMB_SIDE)
 
-    def thumb(a: np.ndarray) -> Image.Image:
-        image = Image.fromarray(a)
-        return image.resize((max(1, image.width * THUMB_HEIGHT // image.height), THUMB_HEIGHT))
 
-    all_rows = [[thumb(a) for a in content], *([thumb(a) for a in r] for r in rows.values())]
-    width = max(sum(t.width for t in row) for row in all_rows)
-    sheet = Image.new("RGB", (width, THUMB_HEIGHT * len(all_rows)), "white")
-    for y, row in enumerate(all_rows):
-        x = 0
-        for tile in row:
-            sheet.paste(tile, (x, y * THUMB_HEIGHT))
-            x += tile.width
-    return sheet
+def style_sheet(original: np.ndarray, stylised: dict[str, np.ndarray]) -> Image.Image:
+    """One photo and each model's result (by model name), as `stylecast sheet` lays it out."""
+    tiles = [Tile(ORIGINAL, original), *(Tile(name, image) for name, image in stylised.items())]
+    return compose(tiles, DEFAULT_MAX_SIDE)
 
 
 def stream_fps(client: StylecastClient, model: str, frame: bytes) -> float:
@@ -114,7 +116,7 @@ def run_demo(models_dir: str, content: list[str], out: str) -> list[DemoResult]:
             if not cards:
                 raise StylecastError(f"the server loaded no model from {models_dir}")
             payloads = [path.read_bytes() for path in files]
-            originals = [np.asarray(Image.open(path).convert("RGB")) for path in files]
+            originals = [decode(payload) for payload in payloads]  # upright, as served
             for card in cards:
                 stylised, server_ms, trip_ms = [], [], []
                 for path, payload in zip(files, payloads, strict=True):
@@ -138,7 +140,10 @@ def run_demo(models_dir: str, content: list[str], out: str) -> list[DemoResult]:
             f"the server did not shut down cleanly (exit code {code}; its log: "
             f"{out_dir / SERVER_LOG})"
         )
-    contact_sheet(originals, rows).save(out_dir / "contact_sheet.jpg", quality=90)
+    named = [(path.stem, image) for path, image in zip(files, originals, strict=True)]
+    contact_sheet(named, rows).save(out_dir / CONTACT_SHEET, quality=90)
+    first = {model: images[0] for model, images in rows.items()}
+    style_sheet(originals[0], first).save(out_dir / STYLE_SHEET, quality=90)
     return results
 
 
@@ -153,7 +158,7 @@ def format_results(results: list[DemoResult], out: str) -> str:
             for r in results
         ),
         "",
-        f"wrote {out}{os.sep}<model>/*.jpg and {out}{os.sep}contact_sheet.jpg; the server's log "
-        f"is {out}{os.sep}{SERVER_LOG}",
+        f"wrote {out}{os.sep}<model>/*.jpg, {out}{os.sep}{CONTACT_SHEET} and "
+        f"{out}{os.sep}{STYLE_SHEET}; the server's log is {out}{os.sep}{SERVER_LOG}",
     ]
     return "\n".join(lines)

@@ -218,6 +218,18 @@ def read_file(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int =
     return Pixels(rgb, alpha, orientation)
 
 
+def read_pillow(image: Image.Image) -> Pixels:
+    """A Pillow image already in memory (any mode) as stored, in 8 bits, with its EXIF
+    orientation, read by the same rules as a file (the Python API's Pillow inputs)."""
+    try:
+        orientation = _orientation(image)
+        image.load()
+        rgb, alpha = _eight_bit(image)
+    except _CORRUPT as exc:
+        raise ImageError(f"cannot read a Pillow image of mode {image.mode}: {exc}") from None
+    return Pixels(rgb, alpha, orientation)
+
+
 def _draft_to_side(image: Image.Image, max_side: int, max_pixels: int) -> None:
     """Set a JPEG to decode at the smallest DCT scale still covering ``max_side``; refuse it
     when even the result of ``max_side`` would be over ``max_pixels``."""

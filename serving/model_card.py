@@ -18,6 +18,7 @@ naming the file and the field.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -276,6 +277,17 @@ def _read_json(path: Path, what: str) -> Any:
         raise StylecastError(f"{path}: not a valid {what} (not JSON: {exc})") from None
     except OSError as exc:
         raise StylecastError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def check_graph_file(model_dir: Path, card: ModelCard, version: int) -> Path:
+    """The path of ``version``'s graph; StylecastError when it is missing or its bytes do not
+    match the SHA-256 its version.json records (a partial copy, a hand edit)."""
+    path = model_dir / str(version) / MODEL_FILE
+    if not path.is_file():
+        raise StylecastError(f"{path}: missing")
+    if hashlib.sha256(path.read_bytes()).hexdigest() != card.versions[str(version)].sha256:
+        raise StylecastError(f"{path}: file does not match its version's SHA-256")
+    return path
 
 
 def style_file(model_dir: Path, card: ModelCard) -> Path:

@@ -27,6 +27,7 @@ from .imaging import (
     EncodedImage,
     ImageError,
     OutputFormat,
+    Pixels,
     StyliseOptions,
     blend,
     downscale,
@@ -104,7 +105,12 @@ def prepare(
     and the alpha to put back."""
     # The pixel limit is checked from the header; a JPEG that max_side brings under it is
     # decoded at a reduced scale instead of refused.
-    pixels = read_image(image, max_pixels, options.max_side)
+    return prepare_pixels(read_image(image, max_pixels, options.max_side), options)
+
+
+def prepare_pixels(pixels: Pixels, options: StyliseOptions) -> Prepared:
+    """orient → flatten → downscale → check the minimum side, for pixels already read
+    (``prepare``'s second half; the Python API's arrays and Pillow images start here)."""
     pixels = orient(pixels)  # upright by the EXIF orientation
     content = downscale(flatten(pixels.rgb, pixels.alpha), options.max_side)
     alpha = None if pixels.alpha is None else downscale(pixels.alpha, options.max_side)

@@ -6,7 +6,6 @@ the previous version keeps serving until its replacement has loaded."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from .model_card import (
     CARD_FILE,
     MODEL_FILE,
     VERSION_FILE,
+    check_graph_file,
     read_card_and_errors,
     version_numbers,
 )
@@ -63,15 +63,10 @@ def load_model_dir(model_dir: Path, options: RuntimeOptions) -> tuple[StyleModel
         )
     errors: list[str] = []
     for version in versions:
-        path = model_dir / str(version) / MODEL_FILE
         try:
             if version in version_errors:
                 raise StylecastError(version_errors[version])
-            info = card.versions[str(version)]
-            if not path.is_file():
-                raise StylecastError(f"{path}: missing")
-            if hashlib.sha256(path.read_bytes()).hexdigest() != info.sha256:
-                raise StylecastError(f"{path}: file does not match its version's SHA-256")
+            path = check_graph_file(model_dir, card, version)
             return StyleModel(path, card, version, options), errors
         except StylecastError as exc:
             errors.append(str(exc))

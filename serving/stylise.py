@@ -16,6 +16,7 @@ the bytes read, else JPEG.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +41,7 @@ from .imaging import (
 from .pipeline import stylise
 
 if TYPE_CHECKING:
-    from .runtime import StyleModel
+    from .runtime import RuntimeOptions, StyleModel
 
 OUTPUT_QUALITY = 92  # JPEG/WebP quality of the files written
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # largest input file (or stdin) read, in bytes
@@ -66,10 +67,13 @@ class Plan:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of one job: ``error`` is None when its output was written."""
+    """What became of one job: ``error`` is None when its output was written, ``size``
+    (width, height) and ``seconds`` then say what was written and how long it took."""
 
     job: Job
     error: str | None = None
+    size: tuple[int, int] = (0, 0)
+    seconds: float = 0.0
 
 
 def model_names(models_dir: Path) -> list[str]:
@@ -82,8 +86,11 @@ def model_names(models_dir: Path) -> list[str]:
         raise StylecastError(f"cannot list {models_dir}: {exc.strerror}") from None
 
 
-def load_model(models_dir: str | Path, name: str) -> StyleModel:
-    """Load model ``name`` alone from ``models_dir`` (its newest working version)."""
+def load_model(
+    models_dir: str | Path, name: str, runtime: RuntimeOptions | None = None
+) -> StyleModel:
+    """Load model ``name`` alone from ``models_dir`` (its newest working version); default
+    runtime options: onnxruntime's, with no warm-up run."""
     from .repository import load_model_dir  # onnxruntime: only once a model is really needed
     from .runtime import RuntimeOptions
 
@@ -95,7 +102,7 @@ def load_model(models_dir: str | Path, name: str) -> StyleModel:
     if name not in names:
         raise StylecastError(f"unknown model {name!r} ({available})")
     try:
-        model, _newer_broken = load_model_dir(root / name, RuntimeOptions(warmup=False))
+        model, _newer_broken = load_model_dir(root / name, runtime or RuntimeOptions(warmup=False))
     except StylecastError as exc:
         raise StylecastError(f"model {name!r} cannot be loaded: {exc} ({available})") from None
     return model
@@ -226,6 +233,7 @@ def run(
     once its output is written or it failed: an unreadable input, one over ``max_bytes`` or
     ``max_pixels``, a bad image, or an output that cannot be written."""
     for job in jobs:
+        start = time.perf_counter()
         try:
             data = read_bounded(job.source, max_bytes, stdin)
             encoding = job.encoding or sniff_encoding(data) or DEFAULT_ENCODING
@@ -238,4 +246,92 @@ def run(
         except StylecastError as exc:
             yield Outcome(job, str(exc))
         else:
-            yield Outcome(job)
+            size = (result.image.width, result.image.height)
+            yield Outcome(job, None, size, time.perf_counter() - start)
+
+
+# -- video ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VideoJob:
+    """One video to stylise: ``source`` a video file or a folder whose images are its
+    ``frames`` (in name order); ``target`` a video file, or with ``frames_out`` the folder for
+    the stylised frames ("": beside each frame) written as ``encoding``."""
+
+    source: str
+    target: str
+    frames: list[Path] = field(default_factory=list)
+    frames_out: bool = False
+    encoding: str | None = None
+
+
+def wants_video(inputs: list[str], out: str | None, frames: bool) -> bool:
+    """Whether a command line asks for video: a video input, ``--out`` naming a video file,
+    or ``--frames`` (folders are the frames of one video each)."""
+    from .video import is_video_path
+
+    return frames or any(map(is_video_path, inputs)) or (out is not None and is_video_path(out))
+
+
+def plan_video(
+    inputs: list[str],
+    model_name: str,
+    out: str | None = None,
+    fmt: str | None = None,
+    models: list[str] | None = None,
+) -> list[VideoJob]:
+    """The jobs for stylising videos (files) and folders of frames with ``model_name``: into
+    ``--out`` VIDEO (one input), ``--out`` DIR (a video as DIR/STEM.MODEL.EXT, frames as
+    DIR/FRAME.MODEL.EXT), or beside each input. Raises StylecastError for what cannot work."""
+    from .video import FOURCC_BY_SUFFIX, check_writable, is_video_path
+
+    if STDIO in inputs or out == STDIO:
+        raise StylecastError("video cannot be read from stdin or written to stdout")
+    out_path = Path(out) if out is not None else None
+    out_is_video = out_path is not None and not out_path.is_dir() and bool(out_path.suffix)
+    if out_path is not None and out_is_video:
+        if out_path.suffix.lower() in IMAGE_SUFFIXES:
+            raise StylecastError(f"--out {out_path} is an image; give a video file or a folder")
+        check_writable(out_path)
+        if len(inputs) != 1:
+            raise StylecastError(f"--out {out_path} names one video, but there are "
+                                 f"{len(inputs)} inputs; give a folder instead")  # fmt: skip
+    elif out_path is not None and out_path.is_file():
+        raise StylecastError(f"--out {out_path} exists and is not a folder")
+    jobs = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            frames = sorted(scan_inputs([str(item)], models or [model_name])[0], key=_natural)
+            if out_path is not None and out_is_video:
+                jobs.append(VideoJob(str(item), str(out_path), frames))
+            else:
+                encoding = fmt or encoding_for_suffix(frames[0].suffix)
+                target = str(out_path) if out_path is not None else ""
+                jobs.append(VideoJob(str(item), target, frames, True, encoding))
+        elif item.is_file() and is_video_path(item):
+            if fmt is not None:
+                raise StylecastError(f"--format applies to frames; {item} is a video")
+            suffix = item.suffix if item.suffix.lower() in FOURCC_BY_SUFFIX else ".mp4"
+            named = f"{item.stem}.{model_name}{suffix}"
+            video = out_path if out_path is not None and out_is_video else None
+            video = video or (out_path or item.parent) / named
+            if video.resolve() == item.resolve():
+                raise StylecastError(f"--out {video} is the input video; choose another name")
+            jobs.append(VideoJob(str(item), str(video)))
+        elif item.is_file():
+            raise StylecastError(
+                f"{item} is not a video ({', '.join(sorted(FOURCC_BY_SUFFIX))}, …); stylise "
+                "images and videos separately, or give a folder of frames"
+            )
+        else:
+            raise StylecastError(f"input not found: {item}")
+    _refuse_collisions([Job(job.source, job.target, None) for job in jobs if not job.frames_out])
+    return jobs
+
+
+def _natural(path: Path) -> list[str | int]:
+    """A sort key that puts frame_2 before frame_10."""
+    import re
+
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(path))]

@@ -59,10 +59,10 @@ def without_log_lines(err: str) -> str:
 
 
 def assert_stylecast_error(code: int, err: str, command: str, *fragments: str) -> None:
-    """A StylecastError: exit 2 and exactly one error line, ``stylecast CMD: error: …``,
+    """A StylecastError: exit 1 and exactly one error line, ``stylecast CMD: error: …``,
     after at most some log records."""
     assert_one_line_error(code, err, *fragments)
-    assert code == 2
+    assert code == 1
     message = without_log_lines(err)
     assert message.count("\n") == 0, err
     assert message.startswith(f"stylecast {command}: error: ")
@@ -241,14 +241,14 @@ def test_out_paths_through_a_file_are_user_errors(train_args, iterate_args, tmp_
 
 
 def test_errors_from_a_real_process(tmp_path, content_image) -> None:
-    """The installed entry point: one stderr line, exit 2, no traceback, no banner."""
+    """The installed entry point: one stderr line, exit 1, no traceback, no banner."""
     argv = [
         *stylecast_command(), "iterate",
         "--content", str(content_image), "--style", str(tmp_path / "missing.jpg"),
         "--out", str(tmp_path / "out.png"), "--size", "32", "--vgg-weights", "random:0",
     ]  # fmt: skip
     result = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
         f"stylecast iterate: error: image not found: {tmp_path / 'missing.jpg'}"

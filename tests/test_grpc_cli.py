@@ -62,7 +62,7 @@ def test_client_models_and_stylise(shared_server, tmp_path, capsys):
 
     assert main(["client", "health", *server]) == 0
     assert main(["client", "health", *server, "--model", TINY_MODEL]) == 0
-    assert main(["client", "health", *server, "--model", "nope"]) == 2
+    assert main(["client", "health", *server, "--model", "nope"]) == 4  # a server state
     assert "SERVICE_UNKNOWN" in capsys.readouterr().out
 
 
@@ -71,13 +71,13 @@ def test_client_errors_are_one_line(shared_server, tmp_path, capsys):
     source.write_bytes(encoded_image(64))
     out = str(tmp_path / "out.jpg")
     args = ["client", "stylise", "--model", "nope", str(source), out]
-    assert main([*args, "--server", shared_server.address]) == 1
+    assert main([*args, "--server", shared_server.address]) == 4
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "NOT_FOUND" in error
     unreachable = f"127.0.0.1:{free_port()}"
-    assert main([*args, "--server", unreachable, "--timeout", "2"]) == 1
+    assert main([*args, "--server", unreachable, "--timeout", "2"]) == 4
     assert "UNAVAILABLE" in capsys.readouterr().err
-    assert main(["client", "stylise", "--model", TINY_MODEL, "missing.jpg", out]) == 2
+    assert main(["client", "stylise", "--model", TINY_MODEL, "missing.jpg", out]) == 1
 
 
 def _in_flight(metrics_port: int) -> float:
@@ -168,7 +168,7 @@ def test_ready_file_reader_stops_when_the_server_exits(tmp_path):
     command = [sys.executable, "-m", "stylecast", "serve", "--models-dir",
                str(tmp_path / "missing"), "--ready-file", str(tmp_path / "ready.json")]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    with pytest.raises(StylecastError, match="exited with code 2 before it was ready"):
+    with pytest.raises(StylecastError, match="exited with code 1 before it was ready"):
         wait_for_ready_file(tmp_path / "ready.json", process, timeout=60)
     _, err = process.communicate(timeout=10)
     assert "models folder not found" in err.decode()
@@ -229,10 +229,10 @@ def test_camera_without_a_screen_needs_out(shared_server, tmp_path, capsys, monk
         "--video",
         str(video),
     ]
-    assert main(args) == 2
+    assert main(args) == 1
     assert "pass --out" in capsys.readouterr().err
     missing = [*args[:-1], str(tmp_path / "missing.avi"), "--out", str(tmp_path / "o.avi")]
-    assert main(missing) == 2
+    assert main(missing) == 1
     assert "cannot open video" in capsys.readouterr().err
 
 

@@ -115,7 +115,7 @@ def test_running_again_in_place_skips_earlier_outputs(models_copy, tmp_path, cap
         if name != "a.jpg":
             (folder / name).unlink()
     (folder / "a.jpg").rename(folder / "a.tiny.jpg")
-    assert stylise(models_copy, str(folder)) == 2
+    assert stylise(models_copy, str(folder)) == 1
     assert "(only 1 earlier outputs)" in capsys.readouterr().err
 
 
@@ -206,7 +206,7 @@ def test_usage_errors_are_one_line_and_write_nothing(
         photo(tmp_path / name)
     (tmp_path / "notes.txt").write_text("notes")
     before = sorted(str(p) for p in tmp_path.rglob("*"))
-    assert stylise(tiny_models_dir, *args) == StylecastError.exit_code == 2
+    assert stylise(tiny_models_dir, *args) == StylecastError.exit_code == 1
     errors = error_lines(capsys.readouterr().err)
     assert len(errors) == 1 and message in errors[0], errors
     assert sorted(str(p) for p in tmp_path.rglob("*")) == before
@@ -229,12 +229,12 @@ def test_only_the_model_asked_for_is_loaded(models_copy, tmp_path, capsys, monke
     assert loaded == [TINY_MODEL]
     capsys.readouterr()
     source = str(tmp_path / "a.jpg")
-    assert main(["stylise", source, "--model", "nope", "--models-dir", str(models_copy)]) == 2
+    assert main(["stylise", source, "--model", "nope", "--models-dir", str(models_copy)]) == 1
     assert error_lines(capsys.readouterr().err) == [
         f"stylecast stylise: error: unknown model 'nope' "
         f"(models in {models_copy}: broken, second, {TINY_MODEL})"
     ]
-    assert main(["stylise", source, "--model", "broken", "--models-dir", str(models_copy)]) == 2
+    assert main(["stylise", source, "--model", "broken", "--models-dir", str(models_copy)]) == 1
     (error,) = error_lines(capsys.readouterr().err)
     assert error.startswith("stylecast stylise: error: model 'broken' cannot be loaded: ")
     assert error.endswith(f"(models in {models_copy}: broken, second, {TINY_MODEL})")
@@ -274,6 +274,6 @@ def test_client_stylise_reads_stdin_and_writes_stdout(shared_server, tmp_path, c
 def test_client_stylise_unwritable_output_is_one_line(shared_server, tmp_path, capsys):
     source = str(photo(tmp_path / "in.jpg"))
     args = ["client", "stylise", source, "/proc/out.jpg", "--server", shared_server.address]
-    assert main([*args, "--model", TINY_MODEL]) == 2
+    assert main([*args, "--model", TINY_MODEL]) == 1
     errors = error_lines(capsys.readouterr().err)
     assert len(errors) == 1 and "cannot write /proc/out.jpg: " in errors[0]

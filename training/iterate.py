@@ -15,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from stylecast.errors import StylecastError
+from stylecast.progress import show_progress
 
 from .config import LossConfig, require_positive, to_dict
 from .devices import pick_device
@@ -156,7 +157,8 @@ def stylise_iteratively(
     history: list[float] = []  # history[k]: the loss after step k + 1
     best_loss, best_step, best_image = math.inf, 0, image.detach().clone()
     began = time.perf_counter()
-    bar = tqdm(range(config.steps + 1), desc="iterate", unit="step", disable=not progress)
+    steps = range(config.steps + 1)
+    bar = tqdm(steps, desc="iterate", unit="step", disable=not show_progress(progress))
     for step in bar:  # iteration k evaluates iterate k (k = 0: the start), then steps
         before = image.detach().clone()
         total = float(optimizer.step(closure)) if step < config.steps else closure()

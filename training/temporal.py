@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from stylecast.errors import StylecastError
 from stylecast.image_rules import IMAGE_SUFFIXES
+from stylecast.progress import show_progress
 from stylecast.serving.imaging import resize_longest_side
 from stylecast.validation.results import VideoFrames
 from stylecast.validation.summary import VideoRecord
@@ -58,7 +59,8 @@ def temporal_stability(
     frames over that between content frames (1.0 = no added flicker; higher = more). For a
     perfectly static video it is 1.0 if the stylised frames are static too, else infinite
     (stored as null in summary.json, with ``content_static`` true)."""
-    stylised = [stylise(f) for f in tqdm(frames, desc="video", unit="frame", disable=not progress)]
+    bar = tqdm(frames, desc="video", unit="frame", disable=not show_progress(progress))
+    stylised = [stylise(f) for f in bar]
     content_change = mean_abs_change(frames)
     stylised_change = mean_abs_change(stylised)
     record = VideoRecord(

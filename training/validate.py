@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from stylecast import __version__
 from stylecast.errors import Interrupted, StylecastError
+from stylecast.progress import show_progress
 from stylecast.validation.results import Validation
 from stylecast.validation.summary import (
     Environment,
@@ -146,7 +147,8 @@ def validate_model(
     )
     outcomes: list[ImageOutcome] = []
     try:
-        bar = tqdm(contents, desc="validate", unit="image", disable=not options.progress)
+        shown = show_progress(options.progress)
+        bar = tqdm(contents, desc="validate", unit="image", disable=not shown)
         for path in bar:
             bar.set_postfix_str(path.name)
             outcomes.append(validator.run(path, content_name(path, Path(content_dir or "."))))

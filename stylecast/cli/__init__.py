@@ -2,20 +2,22 @@
 
 Each subcommand group lives in its own module and imports its heavy dependencies (torch,
 onnxruntime, grpc) only when run, so `stylecast serve` never loads torch and `--help` is
-instant. User errors print one line and exit non-zero.
+instant. User errors print one line and exit non-zero: 1 a user error, 2 bad usage
+(argparse), 3 some inputs failed, 4 a server error, 130 interrupted (stylecast.errors).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from .. import __version__
-from ..errors import Interrupted, StylecastError
-from . import demo, serving, stylise, training, validate
+from ..errors import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, Interrupted, StylecastError
+from . import demo, models, serving, stylise, training, validate
 
 log = logging.getLogger("stylecast")
 
@@ -24,6 +26,7 @@ SUBCOMMAND_GROUPS = (
     stylise.register,
     serving.register,
     validate.register,
+    models.register,
     demo.register,
 )
 
@@ -65,6 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         args.handler(args)
+        sys.stdout.flush()  # here, so that a closed pipe is caught below
+    except BrokenPipeError:  # stdout closed early (`stylecast models | head`): no traceback
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
     except Interrupted as exc:
         print(f"stylecast {args.command}: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -73,8 +80,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"stylecast {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     return 0
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (tests swap it)
+        pass
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .args import add_stylise_options, positive_int
-from .stylise import OUTPUT_FORMATS, binary_stream, refuse_terminals
+from .stylise import OUTPUT_FORMATS, binary_stream, refuse_terminals, unit_float
 
 DEFAULT_SERVER = "localhost:50051"
 
@@ -243,7 +243,7 @@ def _cmd_client_stylise(args: argparse.Namespace) -> None:
 
 
 def _cmd_client_health(args: argparse.Namespace) -> None:
-    from ..errors import StylecastError
+    from ..errors import ServerFailed
     from ..serving.client import ServerError
     from ..serving.health import model_health_name
 
@@ -257,7 +257,7 @@ def _cmd_client_health(args: argparse.Namespace) -> None:
             status = "SERVICE_UNKNOWN"
     print(f"{service or 'server'}: {status}")
     if status != "SERVING":
-        raise StylecastError(f"{service or 'server'} is {status}")
+        raise ServerFailed(f"{service or 'server'} is {status}")
 
 
 def _add_client(sub: Any) -> None:
@@ -280,7 +280,7 @@ def _add_client(sub: Any) -> None:
     stylise.add_argument("--quality", type=int, default=0, help="JPEG/WebP quality (server: 90)")
     add_stylise_options(stylise)
     stylise.set_defaults(handler=_cmd_client_stylise)
-    health = client_sub.add_parser("health", help="standard health check (exit 2 if not SERVING)")
+    health = client_sub.add_parser("health", help="standard health check (exit 4 if not SERVING)")
     health.add_argument("--model", help="check one model instead of the server")
     health.set_defaults(handler=_cmd_client_health)
     for action in (models, stylise, health):
@@ -288,40 +288,65 @@ def _add_client(sub: Any) -> None:
 
 
 def _cmd_camera(args: argparse.Namespace) -> None:
-    from ..serving.camera import run_camera
+    from ..errors import StylecastError
 
-    with _client(args) as client:
-        stats = run_camera(
-            client,
-            args.model,
-            camera=args.camera,
-            video=args.video,
-            out=args.out,
-            show=False if args.no_show else None,
-            options=_request_options(args),
-            max_frames=args.max_frames,
-            overlay=not args.no_overlay,
+    source = {"camera": args.camera, "video": args.video, "out": args.out,
+              "show": False if args.no_show else None, "max_frames": args.max_frames,
+              "overlay": not args.no_overlay}  # fmt: skip
+    if args.local:
+        from ..serving.camera import run_local_camera
+        from ..serving.imaging import StyliseOptions
+        from ..serving.runtime import RuntimeOptions
+        from ..serving.stylise import load_model
+
+        # Frames share one size: the arena is never given back between them.
+        runtime = RuntimeOptions(warmup=False, arena_shrink_pixels=args.max_pixels + 1)
+        model = load_model(args.models_dir, args.model, runtime)
+        options = StyliseOptions(args.strength, args.preserve_color, args.max_side)
+        stats = run_local_camera(
+            model, options=options, smooth=args.smooth, max_pixels=args.max_pixels, **source
         )
+    else:
+        if args.smooth:
+            raise StylecastError("--smooth needs --local (smoothing runs in this process)")
+        from ..serving.camera import run_camera
+
+        with _client(args) as client:
+            stats = run_camera(client, args.model, options=_request_options(args), **source)
     print(stats.summary())
 
 
 def _add_camera(sub: Any) -> None:
     p = sub.add_parser(
         "camera",
-        help="stylise a camera or video live through a server",
-        description="Read frames with OpenCV, stream them through StyliseStream and show the "
-        "stylised video with its frame rate and round-trip latency (q or Esc quits), or write "
-        "it to --out (always when there is no screen).",
+        help="stylise a camera or video live, through a server or --local",
+        description="Read frames with OpenCV, stylise them through a server's StyliseStream "
+        "or, with --local, in this process (no server), and show the stylised video with its "
+        "frame rate (q or Esc quits), or write it to --out (always when there is no screen). "
+        "Ctrl-C stops a live camera and keeps its recording.",
     )
     p.add_argument("--model", required=True)
     source = p.add_mutually_exclusive_group()
     source.add_argument("--camera", type=int, default=0, help="camera index (default 0)")
     source.add_argument("--video", help="a video file instead of a camera")
-    p.add_argument("--out", help="write the stylised video here (.avi or .mp4)")
+    p.add_argument("--out", help="write the stylised video here (.mp4, .m4v, .mov, .avi, .mkv)")
     p.add_argument("--no-show", action="store_true", help="do not open a window")
     p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0: no limit)")
     p.add_argument("--no-overlay", action="store_true", help="no fps/latency text on the video")
     add_stylise_options(p)
+    local = p.add_argument_group("local (no server)")
+    local.add_argument(
+        "--local", action="store_true", help="stylise in this process with onnxruntime"
+    )
+    local.add_argument("--models-dir", default="models", help="with --local (default models)")
+    local.add_argument(
+        "--smooth", type=unit_float, default=0.0, metavar="0..1",
+        help="with --local: temporal smoothing, as in `stylecast stylise` (0: off)",
+    )  # fmt: skip
+    local.add_argument(
+        "--max-pixels", type=positive_int, default=4096 * 4096,
+        help="with --local: largest frame, in pixels",
+    )  # fmt: skip
     _add_connection_options(p)
     p.set_defaults(handler=_cmd_camera)
 

@@ -1,6 +1,7 @@
 """`stylecast validate`: fast network vs the iterative optimisation it replaces. Parses the
 arguments, runs ``stylecast.training.validate`` (torch, imported only when run), writes the report
-with ``stylecast.validation.report`` and prints the headline figures."""
+with ``stylecast.validation.report`` and prints the headline figures (with ``--json``: the
+summary.json document on stdout and the headline on stderr)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,12 @@ from .args import add_loss_arguments, loss_overrides, positive_int
 
 
 def _cmd_validate(args: argparse.Namespace) -> None:
+    import sys
+    from pathlib import Path
+
     from ..training.validate import ValidateOptions, validate_model
     from ..validation.report import write_report
+    from ..validation.summary import SUMMARY_FILE, read_summary
     from ..validation.tables import headline
 
     options = ValidateOptions(
@@ -32,9 +37,13 @@ def _cmd_validate(args: argparse.Namespace) -> None:
     )
     validation = validate_model(args.model, args.content_dir, args.out, args.models_dir, options)
     write_report(validation, args.out)
+    human = sys.stdout
+    if args.json:  # the written summary (with its picture paths), exactly as in the file
+        sys.stdout.write(read_summary(Path(args.out) / SUMMARY_FILE).to_json())
+        human = sys.stderr
     for label, value in headline(validation.summary):
-        print(f"{label}: {value}")
-    print(f"report: {args.out}/report.html (also report.md, summary.json)")
+        print(f"{label}: {value}", file=human)
+    print(f"report: {args.out}/report.html (also report.md, {SUMMARY_FILE})", file=human)
 
 
 def _add_validate(sub: Any) -> None:
@@ -67,7 +76,14 @@ def _add_validate(sub: Any) -> None:
     p.add_argument("--fast-repeats", type=positive_int, default=3, help="timed fast runs")
     p.add_argument("--video", help="video file or folder of frames: adds temporal stability")
     p.add_argument("--video-frames", type=positive_int, default=24, help="frames to use")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bars (none unless on a terminal)"
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print summary.json to stdout (the headline goes to stderr)",
+    )
     add_loss_arguments(p)
     p.set_defaults(handler=_cmd_validate)
 
