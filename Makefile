@@ -5,7 +5,7 @@ PYTHON ?= python3
 SERVE_VENV := .venv-serve
 DEV_VENV := .venv
 
-.PHONY: demo test test-fast lint typecheck bench clean
+.PHONY: demo test test-fast lint typecheck bench gpu-check clean
 
 demo: $(SERVE_VENV)/.installed
 	$(SERVE_VENV)/bin/stylecast demo --models-dir models --out demo-out
@@ -28,6 +28,11 @@ bench: $(DEV_VENV)/.installed
 	$(DEV_VENV)/bin/python benchmarks/bench_training.py
 	$(DEV_VENV)/bin/python benchmarks/bench_inference.py
 	$(DEV_VENV)/bin/python benchmarks/bench_grpc.py
+
+# On a GPU machine: installs onnxruntime-gpu and TensorRT into .venv itself (not through
+# .venv/.installed, which would put the CPU onnxruntime back), then prints one table.
+gpu-check:
+	bash benchmarks/gpu_check.sh $(GPU_CHECK_ARGS)
 
 $(SERVE_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(SERVE_VENV)

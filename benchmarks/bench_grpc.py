@@ -57,16 +57,17 @@ class Level:
         return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
 
 
-def content_jpeg() -> bytes:
+def content_jpeg(size: tuple[int, int] = SIZE) -> bytes:
     with Image.open(CONTENT) as image:
-        image = image.convert("RGB").resize(SIZE, Image.Resampling.LANCZOS)
+        image = image.convert("RGB").resize(size, Image.Resampling.LANCZOS)
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=90)
     return buffer.getvalue()
 
 
-def export_tiny_model(folder: Path) -> tuple[Path, str]:
-    """A seeded random lite network exported through `stylecast export`'s code path."""
+def export_tiny_model(folder: Path, network: str = "lite") -> tuple[Path, str]:
+    """A seeded random ``network`` (preset) exported through `stylecast export`'s code path
+    into ``folder``/models as ``bench_NETWORK``."""
     import torch
 
     from stylecast.training.config import NetworkConfig, TrainConfig, to_dict
@@ -77,12 +78,12 @@ def export_tiny_model(folder: Path) -> tuple[Path, str]:
     torch.manual_seed(0)
     config = TrainConfig(style_image=str(REPO_ROOT / "assets/styles/starry_night.jpg"),
                          content_dirs=(str(CONTENT.parent),), vgg_weights="random:0",
-                         network=NetworkConfig.preset("lite"))  # fmt: skip
-    run = RunFolder(folder / "run")
+                         network=NetworkConfig.preset(network))  # fmt: skip
+    run = RunFolder(folder / f"run-{network}")
     run.write_record(RunRecord(train=to_dict(config), vgg_weights="random:0", style_sha256="-"))
     run.save_weights(TransformNet(config.network).state_dict())
-    export_model(run.path, "bench_lite", folder / "models")
-    return folder / "models", "bench_lite"
+    export_model(run.path, f"bench_{network}", folder / "models")
+    return folder / "models", f"bench_{network}"
 
 
 def paired_overhead(

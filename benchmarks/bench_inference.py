@@ -20,12 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-import torch
 
-from stylecast.serving.runtime import PROVIDER_PREFERENCE
-from stylecast.training.config import NetworkConfig
-from stylecast.training.export import UInt8Graph, export_onnx
-from stylecast.training.network import TransformNet
+try:
+    from stylecast.serving.providers import PROVIDER_PREFERENCE
+except ImportError:  # before serving.providers
+    from stylecast.serving.runtime import PROVIDER_PREFERENCE  # type: ignore[attr-defined,no-redef]
 
 SIZES = ((256, 256), (480, 640), (720, 1280))
 
@@ -41,6 +40,12 @@ def median_ms(fn: Callable[[], object], repeats: int) -> float:
 
 
 def main() -> None:
+    import torch  # here, so that median_ms can be imported without torch
+
+    from stylecast.training.config import NetworkConfig
+    from stylecast.training.export import UInt8Graph, export_onnx
+    from stylecast.training.network import TransformNet
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--network", choices=("standard", "lite"), default="standard")
     parser.add_argument("--threads", type=int, default=2)

@@ -67,6 +67,14 @@ class StepTimer(L.Callback):
         self.times_ms.append(1000 * (time.perf_counter() - self._began))
 
 
+def quiet_logs() -> None:
+    """Silence the random-VGG banner, Lightning's chatter and warnings."""
+    logging.getLogger("stylecast").setLevel(logging.ERROR)  # the random-VGG banner
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+
+
 def bench_training(args: argparse.Namespace) -> tuple[float, list[float], str]:
     config = TrainConfig(
         style_image=str(STYLE),
@@ -136,10 +144,7 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    logging.getLogger("stylecast").setLevel(logging.ERROR)  # the random-VGG banner
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore")
+    quiet_logs()
 
     train_ms, train_all, device = bench_training(args)
     rows = [

@@ -16,6 +16,7 @@ from .codec import BadRequest
 from .imaging import ImageError
 from .limits import CallAbandoned, Overloaded
 from .repository import ModelNotFound
+from .runtime import ShapeOutsideProfile
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """The gRPC status for an exception raised while handling a call."""
     if isinstance(exc, ModelNotFound):
         return grpc.StatusCode.NOT_FOUND, str(exc)
-    if isinstance(exc, ImageError | BadRequest):
+    if isinstance(exc, ImageError | BadRequest | ShapeOutsideProfile):
         return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
     if isinstance(exc, Overloaded | TooLarge):
         return grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)

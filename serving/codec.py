@@ -160,12 +160,14 @@ def timings_message(timings: Timings, total_s: float) -> pb.Timings:
 
 
 def card_message(model: StyleModel, thumbnail: bool = True) -> pb.ModelCard:
-    """The model card of a loaded model as a ModelCard message."""
+    """The model card of a loaded model as a ModelCard message. The served version's
+    precision is the one really served (``StyleModel.served_precision``: TensorRT may serve
+    an fp32 export in fp16), not the export's."""
     card = model.card
     versions = [
         pb.ModelVersion(
             version=int(number),
-            precision=info.precision,
+            precision=model.served_precision if int(number) == model.version else info.precision,
             opset=info.opset,
             created=info.created,
             sha256=info.sha256,

@@ -3,9 +3,10 @@ when it is made. `stylecast serve --help` lists the flags; `--print-config` show
 
 Memory is bounded by the limits (measured with benchmarks/bench_memory.py): one inference
 holds at most about ``BYTES_PER_PIXEL`` bytes per input pixel (the standard network; the lite
-one about 750), so the server's peak is about
+one about 750), and a batched one (``max_batch``) that much per image, so the server's peak is
+about
 
-    idle + max_concurrent_inferences × BYTES_PER_PIXEL × max_pixels
+    idle + max_concurrent_inferences × max_batch × BYTES_PER_PIXEL × max_pixels
 
 (``memory_bound``), plus, in the worst case, the messages being received
 (``grpc_message_limit`` each). The defaults (2 × 1024×1024) keep it under 3 GB with the
@@ -24,6 +25,8 @@ from .runtime import RuntimeOptions
 MESSAGE_MARGIN_BYTES = 1024 * 1024
 BYTES_PER_PIXEL = 1250  # peak of one inference, standard network, onnxruntime CPU (measured)
 IDLE_BYTES = 150 * 1024 * 1024  # a served process with one model, before any request
+MAX_BATCH = 64  # the exported graphs' largest batch (training/export.py)
+MAX_BATCH_WINDOW_MS = 100.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ class ServerConfig:
     max_concurrent_inferences: int = 2
     max_queue: int = 16  # calls waiting for an inference slot; more get RESOURCE_EXHAUSTED
     max_queue_wait_s: float = 30.0
+    max_batch: int = 1  # images per batched inference (serving.batcher); 1: no batching
+    batch_window_ms: float = 2.0  # how long an image waits for others to batch with
     max_message_bytes: int = 4 * 1024 * 1024  # holds a raw RGB image of max_pixels
     max_pixels: int = 1024 * 1024  # per input image; sized for 4 GB (see the module doc)
     stream_max_pending: int = 4  # cap on a stream's max_pending
@@ -69,6 +74,13 @@ class ServerConfig:
                 raise StylecastError(f"{name} must be > 0 (got {getattr(self, name)})")
         if min(self.max_queue, self.reload_interval_s, self.drain_s, self.grace_s) < 0:
             raise StylecastError("max_queue, reload_interval_s, drain_s and grace_s must be >= 0")
+        if not 1 <= self.max_batch <= MAX_BATCH:
+            raise StylecastError(f"max_batch must be in [1, {MAX_BATCH}] (got {self.max_batch})")
+        if not 0 <= self.batch_window_ms <= MAX_BATCH_WINDOW_MS:
+            raise StylecastError(
+                f"batch_window_ms must be in [0, {MAX_BATCH_WINDOW_MS:g}] "
+                f"(got {self.batch_window_ms})"
+            )
         if self.max_streams >= self.workers:
             raise StylecastError(
                 f"max_streams ({self.max_streams}) must be below workers ({self.workers}) so "
@@ -93,6 +105,8 @@ class ServerConfig:
     @property
     def memory_bound(self) -> int:
         """About the most memory inference takes with these limits (bytes): see the module
-        doc; the standard network's bytes per pixel, so a bound for the lite one too."""
-        inference = self.max_concurrent_inferences * BYTES_PER_PIXEL * self.max_pixels
+        doc; the standard network's bytes per pixel, so a bound for the lite one too. A
+        batch of ``max_batch`` images holds ``max_batch`` times one image's memory."""
+        images = self.max_concurrent_inferences * self.max_batch
+        inference = images * BYTES_PER_PIXEL * self.max_pixels
         return IDLE_BYTES + inference

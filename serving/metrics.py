@@ -9,13 +9,19 @@ random model names cannot grow the label set without bound.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+if TYPE_CHECKING:
+    from .runtime import LoadReport
+
 log = logging.getLogger(__name__)
 
+BATCH_SIZE_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# Model loads: milliseconds on the CPU, seconds from a TensorRT cache, minutes for a build.
+BUILD_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0)
 
 
 class ServerMetrics:
@@ -57,10 +63,21 @@ class ServerMetrics:
             registry=r,
         )
         self.inferences_running = Gauge(
-            "stylecast_inferences_running", "Inferences running now.", registry=r
+            "stylecast_inferences_running",
+            "Images being run through a network now (with --max-batch, across batches).",
+            registry=r,
         )
         self.inference_queue = Gauge(
-            "stylecast_inference_queue_depth", "Calls waiting for an inference slot.", registry=r
+            "stylecast_inference_queue_depth",
+            "Images waiting for an inference slot (with --max-batch, in open batches too).",
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "stylecast_batch_size",
+            "Images per batched inference, by model (recorded with --max-batch > 1).",
+            ["model"],
+            buckets=BATCH_SIZE_BUCKETS,
+            registry=r,
         )
         self.abandoned = Counter(
             "stylecast_abandoned",
@@ -107,6 +124,41 @@ class ServerMetrics:
             "Rescans of the repository that could not read the models folder.",
             registry=r,
         )
+        self.engine_build = Histogram(
+            "stylecast_engine_build_seconds",
+            "Session creation plus warm-up at model load, by model and provider (on TensorRT: "
+            "the engine build, or its load from the engine cache).",
+            ["model", "provider"],
+            buckets=BUILD_BUCKETS,
+            registry=r,
+        )
+        self.engine_cache_hits = Counter(
+            "stylecast_engine_cache_hits",
+            "TensorRT loads whose engine was already in the engine cache, by model.",
+            ["model"],
+            registry=r,
+        )
+        self.engine_cache_misses = Counter(
+            "stylecast_engine_cache_misses",
+            "TensorRT loads that had to build their engine, by model.",
+            ["model"],
+            registry=r,
+        )
+        self.fp16_fallbacks = Counter(
+            "stylecast_fp16_fallbacks",
+            "Loads whose fp16 engine failed the check against CPU fp32 and are served in fp32.",
+            ["model"],
+            registry=r,
+        )
+
+    def record_load(self, model: str, load: LoadReport) -> None:
+        """Count one model load (``StyleModel.load``): its build time and engine cache use."""
+        self.engine_build.labels(model, load.provider).observe(load.build_s)
+        if load.cache_hit is not None:
+            counter = self.engine_cache_hits if load.cache_hit else self.engine_cache_misses
+            counter.labels(model).inc()
+        if load.fp16_fallback:
+            self.fp16_fallbacks.labels(model).inc()
 
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
         """A sample's current value (0 when absent); for tests and the benchmark."""

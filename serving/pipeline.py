@@ -4,8 +4,10 @@
 
 Transport-free: encoded images in and out (``imaging.EncodedImage``), no gRPC or protobuf.
 Each step happens here and only here. Inference is a hook (``Infer``): offline it simply runs
-the model (``run_now``); the server's hook waits for an inference slot, stops the run when its
-call ends and counts the outcome (``servicer.StylecastServicer``).
+the model (``run_now``); the server's hook waits for an inference slot (or joins a batch),
+stops the run when its call ends and counts the outcome (``serving.inference``). The hook is
+all that holds a slot: decoding before it and blending and encoding after it run on the
+caller's thread, so a large image's blend never keeps the accelerator waiting.
 
 ``flatten`` composites a transparent input over ``imaging.BACKGROUND`` (white) for the
 network; the input's alpha is resized with the image and handed to the encoder, which keeps

@@ -98,7 +98,11 @@ class StylecastServer:
             self.metrics.load_failures.labels(name).inc()
         if report.scan_error:
             self.metrics.rescan_errors.inc()
-        loaded = {model.name for model in self.repository.models()}
+        served = {model.name: model for model in self.repository.models()}
+        for name in report.loaded:  # engine build time, cache hits, fp16 fallbacks
+            if name in served:
+                self.metrics.record_load(name, served[name].load)
+        loaded = set(served)
         errors = set(self.repository.errors)
         self.metrics.models_loaded.set(len(loaded))
         self.metrics.models_failed.set(len(errors))
@@ -164,9 +168,10 @@ class StylecastServer:
             " with token auth" if interceptors else "",
         )
         log.info(
-            "limits: %d inference(s) at once of up to %d pixels: peak memory about %.1f GB "
-            "(standard network)",
+            "limits: %d inference(s) at once, each a batch of up to %d image(s) of up to %d "
+            "pixels: peak memory about %.1f GB (standard network)",
             config.max_concurrent_inferences,
+            config.max_batch,
             config.max_pixels,
             config.memory_bound / 1e9,
         )

@@ -1,6 +1,7 @@
 """The stylecast.v1.Stylecast servicer: thin handlers that turn messages into pipeline calls
 (serving.codec, serving.pipeline) and exceptions into statuses, with the server's limits,
-cancellation and metrics around them.
+cancellation and metrics around them. The inference step (slots, batching, stopping a run
+when its call ends) is serving.inference's.
 
 Status codes: unknown model → NOT_FOUND; anything wrong with the image or options (including
 more pixels than ``max_pixels``: retrying cannot help, so it is not RESOURCE_EXHAUSTED) →
@@ -27,7 +28,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-import numpy as np
 
 from stylecast.v1 import stylise_pb2 as pb
 from stylecast.v1 import stylise_pb2_grpc as pb_grpc
@@ -35,7 +35,6 @@ from stylecast.v1 import stylise_pb2_grpc as pb_grpc
 from . import pipeline
 from .calls import (
     RescanFailed,
-    RunStopper,
     ShuttingDown,
     TooLarge,
     safe_text,
@@ -51,7 +50,8 @@ from .codec import (
 )
 from .config import ServerConfig
 from .imaging import ImageError
-from .limits import POLL_S, CallAbandoned, InferenceLimiter, LatestFrames, Overloaded
+from .inference import CallLink, ServerInference
+from .limits import POLL_S, LatestFrames, Overloaded
 from .metrics import ServerMetrics
 from .repository import ModelRepository
 from .runtime import StyleModel
@@ -94,11 +94,8 @@ class StylecastServicer(pb_grpc.StylecastServicer):
         self.watcher = watcher
         self.config = config
         self.metrics = metrics
-        self.limiter = InferenceLimiter(
-            config.max_concurrent_inferences, config.max_queue, config.max_queue_wait_s
-        )
-        metrics.inferences_running.set_function(lambda: self.limiter.running)
-        metrics.inference_queue.set_function(lambda: self.limiter.waiting)
+        self.inference = ServerInference(config, metrics)
+        self.limiter = self.inference.limiter
         self._streams = threading.BoundedSemaphore(config.max_streams)
         self._refusing = False
 
@@ -160,43 +157,6 @@ class StylecastServicer(pb_grpc.StylecastServicer):
 
     # -- one image through the pipeline ------------------------------------------------------
 
-    def _inference(
-        self, method: str, context: grpc.ServicerContext, stopper: RunStopper
-    ) -> pipeline.Infer:
-        """The pipeline's inference step for one call: wait for a slot while the call is
-        alive, run the network, count the outcome. No inference starts for a call that is
-        already cancelled or past its deadline, and a running one is stopped
-        (``run_options.terminate``, by ``stopper``) when the call ends."""
-
-        def infer(model: StyleModel, content: np.ndarray) -> pipeline.Inferred:
-            try:
-                with self.limiter.slot(context.is_active, context.time_remaining) as queue_s:
-                    run_options = stopper.new()
-                    start = time.perf_counter()
-                    try:
-                        out = model.run(content, run_options)
-                    except Exception:
-                        if not run_options.terminate:
-                            self.metrics.inferences.labels(model.name, "failed").inc()
-                            raise
-                        self.metrics.inferences.labels(model.name, "terminated").inc()
-                        self.metrics.abandoned.labels(method, "inference").inc()
-                        remaining = context.time_remaining()
-                        raise CallAbandoned(
-                            "call ended during inference; inference stopped",
-                            deadline=remaining is not None and remaining <= 0,
-                            stage="inference",
-                        ) from None
-                    inference_s = time.perf_counter() - start
-            except CallAbandoned as exc:
-                if exc.stage == "queue":
-                    self.metrics.abandoned.labels(method, "queue").inc()
-                raise
-            self.metrics.inferences.labels(model.name, "ok").inc()
-            return pipeline.Inferred(out, queue_s, inference_s)
-
-        return infer
-
     def _stylise(
         self,
         method: str,
@@ -204,9 +164,10 @@ class StylecastServicer(pb_grpc.StylecastServicer):
         image: pb.Image,
         options_message: pb.StyliseOptions,
         context: grpc.ServicerContext,
-        stopper: RunStopper,
+        link: CallLink,
     ) -> pipeline.Stylised:
-        """One request image through the pipeline, with this call's inference step."""
+        """One request image through the pipeline, with this call's inference step (the only
+        part that holds an inference slot)."""
         options, output = options_from_message(options_message, self.config.default_quality)
         result = pipeline.stylise(
             model,
@@ -214,7 +175,7 @@ class StylecastServicer(pb_grpc.StylecastServicer):
             options,
             output,
             max_pixels=self.config.max_pixels,
-            infer=self._inference(method, context, stopper),
+            infer=self.inference.step(method, context, link),
         )
         self.metrics.inference_latency.labels(model.name).observe(result.timings.inference_s)
         return result
@@ -232,7 +193,7 @@ class StylecastServicer(pb_grpc.StylecastServicer):
                     request.image,
                     request.options,
                     context,
-                    RunStopper(context),
+                    self.inference.link(context),
                 )
             return pb.StyliseResponse(
                 image=message_from_image(result.image),
@@ -292,7 +253,7 @@ class StylecastServicer(pb_grpc.StylecastServicer):
             self._end(call)
             context.abort(*refusal)
         frames: LatestFrames[_Frame] = LatestFrames(1)
-        stopper = RunStopper(context)
+        link = self.inference.link(context)
         context.add_callback(lambda: frames.close(discard=True))
         reader = threading.Thread(
             target=self._read_frames,
@@ -303,7 +264,7 @@ class StylecastServicer(pb_grpc.StylecastServicer):
         reader.start()
         try:
             try:
-                yield from self._stream_replies(call, frames, context, stopper)
+                yield from self._stream_replies(call, frames, context, link)
                 if not context.is_active():
                     call.code = grpc.StatusCode.CANCELLED
             except Exception as exc:
@@ -351,7 +312,7 @@ class StylecastServicer(pb_grpc.StylecastServicer):
         call: _CallRecord,
         frames: LatestFrames[_Frame],
         context: grpc.ServicerContext,
-        stopper: RunStopper,
+        link: CallLink,
     ) -> Iterator[pb.StyliseStreamResponse]:
         """Worker of one stream: stylise frames in order, one at a time. A frame that cannot
         be stylised (bad image or options, server busy, a request or reply over the size
@@ -376,7 +337,7 @@ class StylecastServicer(pb_grpc.StylecastServicer):
             try:
                 self._check_size(frame.request, "request")
                 result = self._stylise(
-                    call.method, model, frame.request.image, frame.options, context, stopper
+                    call.method, model, frame.request.image, frame.options, context, link
                 )
                 reply.image.CopyFrom(message_from_image(result.image))
                 reply.timings.CopyFrom(timings_message(result.timings, time.perf_counter() - start))

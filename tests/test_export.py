@@ -40,11 +40,12 @@ def test_export_writes_checked_graph_card_and_triton_config(exported) -> None:
     assert hashlib.sha256(style_copy.read_bytes()).hexdigest() == card.style_sha256
     config = parse_config(models / "tiny" / "config.pbtxt")
     schema = model_config_module()
-    assert (config.name, config.backend, config.max_batch_size) == ("tiny", "onnxruntime", 0)
+    assert (config.name, config.backend, config.max_batch_size) == ("tiny", "onnxruntime", 8)
     for tensors, name in ((config.input, "image"), (config.output, "stylised")):
         (tensor,) = tensors
         assert tensor.name == name and tensor.data_type == schema.TYPE_UINT8
-        assert list(tensor.dims) == [-1, -1, -1, 3]
+        assert list(tensor.dims) == [-1, -1, 3]  # the batch dimension is Triton's
+    assert config.HasField("dynamic_batching")
 
 
 def test_export_records_command_and_returns_parity(exported, tmp_path: Path) -> None:

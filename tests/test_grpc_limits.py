@@ -143,6 +143,10 @@ def test_default_limits_fit_a_4_gb_container():
     assert config.memory_bound == IDLE_BYTES + 2 * BYTES_PER_PIXEL * config.max_pixels
     assert config.memory_bound < 3.2e9
     assert config.max_concurrent_inferences == 2
+    assert config.max_batch == 1  # no batching by default
+    # A batch of N images holds N images' memory.
+    batched = ServerConfig(max_batch=4)
+    assert batched.memory_bound == IDLE_BYTES + 2 * 4 * BYTES_PER_PIXEL * config.max_pixels
     # The largest image the server accepts fits in a message as raw RGB, in and out.
     assert config.max_message_bytes >= 3 * config.max_pixels
     assert config.grpc_message_limit > config.max_message_bytes
@@ -152,7 +156,17 @@ def test_default_limits_fit_a_4_gb_container():
 
 @pytest.mark.parametrize(
     "settings",
-    [{"drain_s": -1}, {"grace_s": -1}, {"max_pixels": 0}, {"max_message_bytes": 0}],
+    [
+        {"drain_s": -1},
+        {"grace_s": -1},
+        {"max_pixels": 0},
+        {"max_message_bytes": 0},
+        {"max_batch": 0},
+        {"max_batch": 65},
+        {"batch_window_ms": -0.5},
+        {"batch_window_ms": 101},
+        {"batch_window_ms": float("nan")},
+    ],
 )
 def test_bad_server_settings_are_refused(settings):
     with pytest.raises(StylecastError):

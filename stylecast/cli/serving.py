@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .args import add_stylise_options, positive_int
+from .gpu_args import add_gpu_arguments, runtime_fields
 from .stylise import OUTPUT_FORMATS, binary_stream, refuse_terminals, unit_float
 
 DEFAULT_SERVER = "localhost:50051"
@@ -21,9 +22,13 @@ DEFAULT_SERVER = "localhost:50051"
 SERVE_LIMITS = (
     ("--workers", "workers", positive_int, "gRPC handler threads (= concurrent RPC limit)"),
     ("--max-streams", "max_streams", positive_int, "open StyliseStream calls"),
-    ("--max-concurrent", "max_concurrent_inferences", positive_int, "inferences at once"),
+    ("--max-concurrent", "max_concurrent_inferences", positive_int, "inferences (batches) at once"),
     ("--max-queue", "max_queue", int, "calls waiting for an inference slot; more are refused"),
     ("--max-queue-wait", "max_queue_wait_s", float, "seconds a call may wait for a slot"),
+    ("--max-batch", "max_batch", positive_int,
+     "run up to N same-shape images as one batch (1: no batching; pays on a GPU, not a CPU)"),
+    ("--batch-window-ms", "batch_window_ms", float,
+     "milliseconds an image waits for others to batch with (0 to 100; default 2)"),
     ("--max-message-bytes", "max_message_bytes", positive_int, "largest request or reply"),
     ("--max-pixels", "max_pixels", positive_int, "largest input image, in pixels"),
     ("--stream-max-pending", "stream_max_pending", positive_int, "cap on a stream's buffer"),
@@ -53,6 +58,7 @@ def _server_config(args: argparse.Namespace) -> Any:
         providers=tuple(args.providers.split(",")) if args.providers else None,
         intra_op_threads=args.intra_op_threads,
         **memory,
+        **runtime_fields(args),
     )
     return ServerConfig(
         models_dir=args.models_dir,
@@ -118,9 +124,10 @@ def _add_serve(sub: Any) -> None:
         action="store_true",
         help="during the drain, answer new calls UNAVAILABLE (health checks are still answered)",
     )
+    add_gpu_arguments(p)
     limits = p.add_argument_group("limits")
     for flag, field, kind, text in SERVE_LIMITS:
-        metavar = "SECONDS" if kind is float else "N"
+        metavar = "MS" if flag.endswith("-ms") else "SECONDS" if kind is float else "N"
         limits.add_argument(flag, dest=field, type=kind, metavar=metavar, help=text)
     security = p.add_argument_group("security")
     security.add_argument("--tls-cert", help="PEM certificate chain (enables TLS)")
