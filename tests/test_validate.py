@@ -208,6 +208,24 @@ def test_iterative_output_beats_the_unstylised_content(summary: dict) -> None:
         assert losses["iterative"]["total"] < losses["content_image"]["total"]
         assert losses["content_image"]["content"] == 0.0  # the content image is its own target
         assert record["iterative_below_content_baseline"] is True
+        # The reported iterative image is the best iterate: its step has the lowest loss.
+        history = record["history"]
+        assert history[record["best_step"] - 1] == min(history)
+
+
+def test_report_names_the_step_of_the_iterative_image(report: Path, summary: dict) -> None:
+    md = (report / "report.md").read_text()
+    for record in summary["images"]:
+        assert f"best iterate of {len(record['history'])} steps, reached at step " in md
+        assert f"reached at step {record['best_step']}." in md
+
+
+def test_best_step_of_an_older_cache_entry_comes_from_its_history() -> None:
+    from stylecast.training.validate_image import recorded_best_step
+
+    assert recorded_best_step({"best_step": 4}, [3.0, 2.0]) == 4
+    assert recorded_best_step({}, [5.0, 2.0, 3.0]) == 2
+    assert recorded_best_step({}, []) is None
 
 
 def test_ratios_are_computed_from_the_recorded_figures(summary: dict) -> None:

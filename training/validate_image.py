@@ -4,6 +4,7 @@ PerceptualLoss, and the ``ImageRecord`` of every figure."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,6 +68,7 @@ class ImageValidator:
             "seconds": result.seconds,
             "steps": result.steps,
             "history": result.history,
+            "best_step": result.best_step,
             "losses_unrounded": result.losses,
             "settings": self.key_fields,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -108,5 +110,16 @@ class ImageValidator:
             beats_fast_at_step=first_step_below(history, losses.fast.total),
             iterative_below_content_baseline=losses.iterative.total < losses.content_image.total,
             history=history,
+            best_step=recorded_best_step(cached_record, history),
         )
         return ImageOutcome(record, ImagePictures(content, iterative, fast))
+
+
+def recorded_best_step(record: dict[str, Any], history: Sequence[float]) -> int | None:
+    """The step of the reported iterative image. Cache entries written before it was recorded
+    hold the history only: there it is the step of the lowest loss (the best iterate)."""
+    if "best_step" in record:
+        return int(record["best_step"])
+    if not history:
+        return None
+    return 1 + min(range(len(history)), key=history.__getitem__)

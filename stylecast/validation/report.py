@@ -60,6 +60,8 @@ def markdown_document(summary: ValidationSummary) -> str:
                 "",
                 f"![{r.name}: content, style, iterative, fast]({r.grid})",
                 "",
+                iterative_caption(r, summary),
+                "",
                 f"![loss against iteration]({r.chart})",
                 "",
                 markdown_table(*term_rows(r, summary.settings.loss)),
@@ -97,6 +99,7 @@ def _image_section(record: ImageRecord, summary: ValidationSummary) -> list[str]
         f'<section class="image"><h3>{esc(record.name)}</h3>',
         f'<img src="{esc(record.grid or "")}" alt="{esc(record.name)}: content, style, '
         'iterative, fast">',
+        f"<p>{esc(iterative_caption(record, summary))}</p>",
         f'<img class="chart" src="{esc(record.chart or "")}" alt="{esc(record.name)}: total loss '
         f'against iteration" width="{CHART_WIDTH}" height="{CHART_HEIGHT}">',
         html_table(*term_rows(record, summary.settings.loss)),
@@ -213,3 +216,11 @@ def write_report(validation: Validation, out: str | Path) -> list[Path]:
         write_text(out / "report.html", html_document(summary)),
     ]
     return [*written, *documents]
+
+
+def iterative_caption(record: ImageRecord, summary: ValidationSummary) -> str:
+    """Which iterate the "iterative" image is: the best the optimisation reached."""
+    steps = summary.settings.iterate_steps
+    if record.best_step is None:
+        return f"Iterative: the image after {steps} steps."
+    return f"Iterative: the best iterate of {steps} steps, reached at step {record.best_step}."

@@ -102,6 +102,8 @@ class ImageRecord:
     history: tuple[float, ...]  # total loss after each iteration
     grid: str | None = None
     chart: str | None = None
+    # The iteration whose image is reported as "iterative": the best reached (0: the start).
+    best_step: int | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ImageRecord:
