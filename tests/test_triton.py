@@ -61,3 +61,30 @@ def test_exported_graphs_have_the_dynamic_leading_batch_dimension_triton_needs()
         batch, height, width, channels = tensor.shape
         assert isinstance(batch, str) and isinstance(height, str) and isinstance(width, str)
         assert channels == 3
+
+
+MODELS_DIR = BUNDLED_GRAPH.parent.parent.parent
+ONNX_TO_TRITON = {"tensor(uint8)": "TYPE_UINT8", "tensor(float)": "TYPE_FP32"}
+
+
+@pytest.mark.parametrize(
+    "config_path", sorted(MODELS_DIR.glob(f"*/{TRITON_CONFIG}")), ids=lambda p: p.parent.name
+)
+def test_every_bundled_config_agrees_with_its_onnx_graph(config_path: Path) -> None:
+    """What Triton is given is what the graph is: the same tensor names, element types and
+    shapes (less the batch dimension when Triton batches), for every version."""
+    config, schema = parse_config(config_path), model_config_module()
+    assert config.name == config_path.parent.name
+    graphs = sorted(config_path.parent.glob("*/model.onnx"))
+    assert graphs, f"no versions under {config_path.parent}"
+    for graph in graphs:
+        session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+        for declared, actual in (
+            (config.input, session.get_inputs()),
+            (config.output, session.get_outputs()),
+        ):
+            assert [t.name for t in declared] == [t.name for t in actual]
+            for tensor, onnx_tensor in zip(declared, actual, strict=True):
+                assert schema.DataType.Name(tensor.data_type) == ONNX_TO_TRITON[onnx_tensor.type]
+                shape = onnx_tensor.shape[1:] if config.max_batch_size > 0 else onnx_tensor.shape
+                assert list(tensor.dims) == [d if isinstance(d, int) else -1 for d in shape]
