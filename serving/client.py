@@ -30,6 +30,7 @@ from .codec import ImageInput, request_image
 
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+ROUND_ROBIN = "round_robin"  # gRPC's per-call policy over every address a target resolves to
 
 
 class ServerError(ServerFailed):
@@ -53,6 +54,12 @@ class StylecastClient:
     ``token``: bearer token sent with every call. ``root_certificates`` (PEM) or ``tls=True``
     (system roots): connect with TLS; ``client_key`` and ``client_cert`` (PEM) add a client
     certificate for servers that require one. ``timeout``: default deadline of unary calls.
+
+    ``load_balancing``: gRPC's load-balancing policy (channel option ``grpc.lb_policy_name``),
+    e.g. ``"round_robin"``: with a ``dns:///host:port`` target naming several addresses (a
+    Kubernetes headless Service), every call goes to the next one instead of all to one
+    connection. None: ``round_robin`` for ``dns:///`` targets, gRPC's default (``pick_first``)
+    otherwise.
     """
 
     def __init__(
@@ -67,12 +74,17 @@ class StylecastClient:
         timeout: float | None = DEFAULT_TIMEOUT_S,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         options: Iterable[tuple[str, Any]] = (),
+        load_balancing: str | None = None,
     ) -> None:
+        if load_balancing is None and target.startswith("dns:///"):
+            load_balancing = ROUND_ROBIN
         channel_options = [
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
+            *((("grpc.lb_policy_name", load_balancing),) if load_balancing else ()),
             *options,
         ]
+        self.channel_options = tuple(channel_options)
         if tls or root_certificates or client_cert:
             credentials = grpc.ssl_channel_credentials(
                 root_certificates=root_certificates,
