@@ -1,7 +1,8 @@
 """gRPC load benchmark (not a test): throughput and p50/p95/p99 latency of Stylise for 1, 4 and
 16 concurrent clients on loopback with 640×480 JPEGs, against the same work done in-process
 (the server's pipeline: decode + stylise + encode, alternated with gRPC calls), so the
-server's overhead shows.
+server's overhead shows; then the camera path: `stylecast camera --video` streaming a
+640×480 clip over the bidi stream, as frames per second.
 
     python benchmarks/bench_grpc.py [--models-dir models --model NAME] [--requests 32]
                                     [--time-limit 45] [--clients 1,4,16]
@@ -31,6 +32,7 @@ import numpy as np
 from PIL import Image
 
 from stylecast.errors import StylecastError
+from stylecast.serving.camera import CameraStats, run_camera
 from stylecast.serving.client import ServerError, StylecastClient
 from stylecast.serving.imaging import EncodedImage
 from stylecast.serving.pipeline import stylise
@@ -181,6 +183,9 @@ def main() -> None:
     parser.add_argument(
         "--serve-arg", action="append", default=[], help="extra `stylecast serve` argument"
     )
+    parser.add_argument(
+        "--camera-frames", type=int, default=96, help="frames of the camera clip (0: skip)"
+    )
     args = parser.parse_args()
     levels = [int(c) for c in args.clients.split(",")]
     data = content_jpeg()
@@ -197,10 +202,42 @@ def main() -> None:
             local = paired_overhead(address, models_dir, model, data, args.pairs)
             results = [run_level(address, model, data, c, args.requests, args.time_limit)
                        for c in levels]  # fmt: skip
+            camera = None
+            if args.camera_frames > 0:
+                clip = pan_clip(Path(scratch) / "pan.mp4", args.camera_frames)
+                camera = camera_over_grpc(address, model, clip)
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
     report(results, local, args.pairs, model, len(data), serve_args)
+    if camera is not None:
+        print(
+            f"\nCamera path (`stylecast camera --video --out`, a {args.camera_frames}-frame "
+            f"{SIZE[0]}×{SIZE[1]} clip, bidi stream on loopback; decode, send, infer, "
+            f"encode, decode of the reply and recording included): {camera.summary()}"
+        )
+
+
+def pan_clip(path: Path, frames: int) -> Path:
+    """A ``frames``-long 640×480 MP4 panning across a bundled photo (no external data)."""
+    import cv2
+
+    photo = cv2.imread(str(CONTENT))
+    photo = cv2.resize(photo, (SIZE[0] + frames * 2, SIZE[1] + frames))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, SIZE)
+    try:
+        for i in range(frames):
+            writer.write(np.ascontiguousarray(photo[i : i + SIZE[1], 2 * i : 2 * i + SIZE[0]]))
+    finally:
+        writer.release()
+    return path
+
+
+def camera_over_grpc(address: str, model: str, clip: Path) -> CameraStats:
+    """What `stylecast camera --video CLIP --out OUT` does against the server."""
+    out = clip.with_name("stylised.mp4")
+    with StylecastClient(address) as client:
+        return run_camera(client, model, video=str(clip), out=str(out), show=False)
 
 
 def report(results: list[Level], local: dict[str, float], local_calls: int, model: str,

@@ -18,9 +18,13 @@ from stylecast.errors import StylecastError
 from .model_card import MODEL_FILE, ModelCard, check_graph_file, read_card_and_errors
 from .stylise import model_names
 
-# The network presets of training.config.NetworkConfig (width, residual blocks), spelled here
-# so that serving needs nothing from training; a test keeps the two in step.
-NETWORK_PRESETS = {(32, 5): "standard", (16, 3): "lite"}
+# The network presets of training.config.NetworkConfig (width, residual blocks, architecture),
+# spelled here so that serving needs nothing from training; a test keeps the two in step.
+NETWORK_PRESETS = {
+    (32, 5, "johnson"): "standard",
+    (16, 3, "johnson"): "lite",
+    (48, 5, "quarter"): "rt",
+}
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,7 @@ class ModelEntry:
     name: str
     version: int | None = None  # the version that would serve
     versions: list[int] = field(default_factory=list)  # every version with valid metadata
-    network: str | None = None  # "lite", "standard", or "width W, B blocks"
+    network: str | None = None  # a preset name, or "[ARCHITECTURE, ]width W, B blocks"
     network_config: dict[str, Any] | None = None  # the card's train_config.network
     precision: str | None = None  # of ``version``
     size_bytes: int | None = None  # of ``version``'s model.onnx
@@ -52,9 +56,13 @@ def network_label(network: Any) -> str | None:
     if not isinstance(network, dict):
         return None
     width, blocks = network.get("width"), network.get("residual_blocks")
+    architecture = network.get("architecture", "johnson")
     if not isinstance(width, int) or not isinstance(blocks, int):
         return None
-    return NETWORK_PRESETS.get((width, blocks), f"width {width}, {blocks} blocks")
+    described = f"width {width}, {blocks} blocks"
+    if architecture != "johnson":
+        described = f"{architecture}, {described}"
+    return NETWORK_PRESETS.get((width, blocks, architecture), described)
 
 
 def _serving_version(model_dir: Path, card: ModelCard, errors: dict[int, str]) -> int | None:

@@ -37,7 +37,7 @@ MIN_SIDE = 8  # smallest height/width the exported graphs accept (reflection pad
 MAX_SIDE = 8192
 MAX_OPSET = 1000  # far above any ONNX opset; keeps the value inside the proto's uint32
 MAX_VERSION = 2**32 - 1  # versions travel as uint32
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8")  # int8: QDQ graph, float in and out of each conv
 IO_SPEC = {
     "input": {
         "name": INPUT_NAME,
@@ -59,7 +59,7 @@ class VersionInfo:
     """One exported version (``models/NAME/<N>/version.json``)."""
 
     sha256: str
-    precision: str  # "fp32" | "fp16"
+    precision: str  # one of PRECISIONS
     opset: int
     created: str
     parity: dict[str, Any] = field(default_factory=dict)

@@ -18,17 +18,18 @@ def make_run(
     seed: int = 0,
     image_size: int = 64,
     loss: Any = None,
+    network: str = "lite",
 ) -> Path:
-    """Write ``folder`` as a finished run of a seeded random `lite` TransformNet."""
+    """Write ``folder`` as a finished run of a seeded random network (``network``: a preset)."""
     import torch
 
     from stylecast.training.config import LossConfig, NetworkConfig, TrainConfig, to_dict
-    from stylecast.training.network import TransformNet
+    from stylecast.training.network import build_network
     from stylecast.training.run_folder import RunFolder, RunRecord
 
     config = TrainConfig(
         style_image=str(style), content_dirs=(str(style.parent),), image_size=image_size,
-        vgg_weights="random:0", network=NetworkConfig.preset("lite"), loss=loss or LossConfig(),
+        vgg_weights="random:0", network=NetworkConfig.preset(network), loss=loss or LossConfig(),
     )  # fmt: skip
     torch.manual_seed(seed)
     run = RunFolder(folder)
@@ -41,5 +42,5 @@ def make_run(
             final_losses=dict(FIXTURE_LOSSES),
         )
     )
-    run.save_weights(TransformNet(config.network).state_dict())
+    run.save_weights(build_network(config.network).state_dict())
     return folder

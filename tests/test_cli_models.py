@@ -43,7 +43,7 @@ def test_json_is_one_document_with_the_card_figures(tiny_models_dir, capsys):
     onnx = tiny_models_dir / TINY_MODEL / "1" / "model.onnx"
     assert entry["name"] == TINY_MODEL and entry["version"] == 1 and entry["versions"] == [1]
     assert entry["network"] == "lite"
-    assert entry["network_config"] == {"width": 16, "residual_blocks": 3}
+    assert entry["network_config"] == {"width": 16, "residual_blocks": 3, "architecture": "johnson"}
     assert entry["precision"] == "fp32" and entry["size_bytes"] == onnx.stat().st_size
     assert isinstance(entry["testing_only"], bool)
     assert entry["error"] is None and entry["version_errors"] == {}
@@ -95,11 +95,11 @@ def test_empty_folder_lists_nothing(tmp_path, capsys):
 
 def test_network_names_match_the_training_presets():
     """serving spells the presets so it needs nothing from training; they must not drift."""
-    from stylecast.training.config import NetworkConfig
+    from stylecast.training.config import NETWORK_PRESETS as TRAINING_PRESETS
 
-    for name in ("standard", "lite"):
-        preset = NetworkConfig.preset(name)
-        assert NETWORK_PRESETS[(preset.width, preset.residual_blocks)] == name
+    for name, preset in TRAINING_PRESETS.items():
+        assert NETWORK_PRESETS[(preset.width, preset.residual_blocks, preset.architecture)] == name
+    assert len(NETWORK_PRESETS) == len(TRAINING_PRESETS)
     assert network_label({"width": 24, "residual_blocks": 4}) == "width 24, 4 blocks"
     assert network_label(None) is None
 

@@ -23,20 +23,31 @@ VGG_LAYER_NAMES: tuple[str, ...] = (
 )  # fmt: skip
 
 
+ARCHITECTURES = ("johnson", "quarter")
+
+
 @dataclass(frozen=True)
 class NetworkConfig:
-    """Shape of the Johnson et al. transform network."""
+    """Shape of the transform network.
+
+    ``johnson``: Johnson et al.'s encoder/residual/decoder net (``width`` channels at full
+    resolution, doubling twice). ``quarter``: the real-time design, all work at ¼ resolution
+    (pixel-unshuffle in, ``width`` channels, pixel-shuffle out); see ``network.QuarterNet``.
+    """
 
     width: int = 32
     residual_blocks: int = 5
+    architecture: str = "johnson"
 
     @classmethod
     def preset(cls, name: str) -> NetworkConfig:
-        """`standard` (32/64/128 channels, 5 blocks) or `lite` (16/32/64, 3 blocks)."""
-        presets = {"standard": cls(32, 5), "lite": cls(16, 3)}
-        if name not in presets:
-            raise StylecastError(f"unknown network preset {name!r}; choose from {sorted(presets)}")
-        return presets[name]
+        """`standard` (32/64/128 channels, 5 blocks), `lite` (16/32/64, 3 blocks) or `rt`
+        (real-time CPU tier: 48 channels at ¼ resolution, 5 blocks)."""
+        if name not in NETWORK_PRESETS:
+            raise StylecastError(
+                f"unknown network preset {name!r}; choose from {sorted(NETWORK_PRESETS)}"
+            )
+        return NETWORK_PRESETS[name]
 
     def __post_init__(self) -> None:
         if self.width <= 0 or self.residual_blocks < 0:
@@ -44,6 +55,18 @@ class NetworkConfig:
                 f"network width must be > 0 and residual blocks >= 0 "
                 f"(got width={self.width}, residual_blocks={self.residual_blocks})"
             )
+        if self.architecture not in ARCHITECTURES:
+            raise StylecastError(
+                f"unknown network architecture {self.architecture!r}; "
+                f"choose from {', '.join(ARCHITECTURES)}"
+            )
+
+
+NETWORK_PRESETS: dict[str, NetworkConfig] = {
+    "standard": NetworkConfig(32, 5),
+    "lite": NetworkConfig(16, 3),
+    "rt": NetworkConfig(48, 5, "quarter"),
+}
 
 
 @dataclass(frozen=True)
@@ -117,6 +140,10 @@ class TrainConfig:
     # Folders of images never used for training or validation (a test set), matched by content.
     exclude_dirs: tuple[str, ...] = ()
     crop_scale_min: float = 0.3  # random crops cover this much of an image's area, up to all
+    # Distillation (training.teacher): a trained network whose output on the same crop the
+    # student is pulled toward, by ``teacher_weight`` × mean squared pixel difference.
+    teacher: str | None = None
+    teacher_weight: float = 10.0
 
     def __post_init__(self) -> None:
         if isinstance(self.content_dirs, str):  # one folder given as a plain string
@@ -134,6 +161,8 @@ class TrainConfig:
         VggWeights.parse(self.vgg_weights)  # a malformed spec fails before any work
         if self.lr <= 0:
             raise StylecastError(f"learning rate must be > 0 (got {self.lr})")
+        if self.teacher_weight < 0:
+            raise StylecastError(f"teacher weight must be >= 0 (got {self.teacher_weight})")
 
 
 def require_positive(label: str, value: int | float) -> None:

@@ -43,7 +43,14 @@ from stylecast.serving.triton import write_triton_config
 
 from .config import network_from_dict
 from .images import load_image
-from .network import TransformNet
+from .network import build_network
+from .quantize import (
+    CalibrationSplit,
+    Int8Thresholds,
+    int8_parity,
+    quantize_int8,
+    split_calibration_dir,
+)
 from .run_folder import RunRecord, read_trained
 from .vgg import pink_noise
 from .vgg_weights import VggWeights
@@ -74,7 +81,7 @@ class UInt8Graph(nn.Module):
 class TrainedModel:
     """A transform network with what its run recorded about it."""
 
-    network: TransformNet
+    network: nn.Module
     record: RunRecord
 
 
@@ -92,7 +99,7 @@ def load_trained(path: str | Path) -> TrainedModel:
     """Load a run folder (config.json + transform.pt) or a Lightning checkpoint (.ckpt)."""
     trained = read_trained(path)
     try:
-        network = TransformNet(network_from_dict(trained.record.train["network"]))
+        network = build_network(network_from_dict(trained.record.train["network"]))
         network.load_state_dict(trained.state)
     except (KeyError, TypeError) as exc:
         raise StylecastError(f"{path}: no usable network settings in its record ({exc})") from None
@@ -223,14 +230,21 @@ def export_model(
     opset: int = DEFAULT_OPSET,
     description: str = "",
     command: str = "",
+    calibration_dir: str | Path | None = None,
 ) -> ExportResult:
     """Export a run or checkpoint as the next version of ``models_dir/name``.
+
+    ``calibration_dir`` given: the version is int8 (training.quantize), calibrated on most of
+    its images and checked against the fp32 export on the rest.
 
     The graph and its ``version.json`` are written aside, checked and parity-tested, then
     published with one rename (a new model's whole folder at once), so a server watching
     the repository never sees a half-written version. ``command`` is recorded in the card.
     Raises StylecastError if the export fails its parity test."""
     check_model_name(name)
+    if fp16 and calibration_dir is not None:
+        raise StylecastError("choose one precision: fp16 or int8, not both")
+    split = split_calibration_dir(calibration_dir) if calibration_dir is not None else None
     trained = load_trained(source)
     models_root = Path(models_dir)
     models_root.mkdir(parents=True, exist_ok=True)
@@ -240,7 +254,7 @@ def export_model(
         staging.chmod(0o755)  # mkdtemp makes it private; what is published is not
         staged_version = staging / "version"
         staged_version.mkdir()
-        parity = _write_version(trained.network, staged_version, fp16, opset, command)
+        parity = _write_version(trained.network, staged_version, fp16, opset, command, split)
         previous = _previous_card(model_dir)
         card = _card(
             name, trained.record, description or (previous.description if previous else "")
@@ -254,21 +268,44 @@ def export_model(
 
 
 def _write_version(
-    network: nn.Module, folder: Path, fp16: bool, opset: int, command: str
+    network: nn.Module,
+    folder: Path,
+    fp16: bool,
+    opset: int,
+    command: str,
+    int8: CalibrationSplit | None = None,
 ) -> dict[str, Any]:
-    """Export, parity-test and describe one version inside ``folder``; returns the parity."""
+    """Export, parity-test and describe one version inside ``folder``; returns the parity.
+    With ``int8``, the checked fp32 graph is quantised and the int8 one must pass its own
+    parity against it (its record keeps the fp32 graph's parity against PyTorch)."""
     model_path = folder / MODEL_FILE
-    export_onnx(network, model_path, fp16=fp16, opset=opset)
-    parity = parity_check(network, model_path, fp16)
+    float_path = folder / "fp32.onnx" if int8 else model_path
+    export_onnx(network, float_path, fp16=fp16, opset=opset)
+    parity = parity_check(network, float_path, fp16)
     if not parity["passed"]:
         raise StylecastError(
             f"export failed the parity test: {100 * parity['fraction_over_1']:.4f}% of values "
             f"off by more than 1 level (limit {100 * parity['threshold']:.2f}%), "
             f"max |diff| {parity['max_abs']}"
         )
+    precision = "fp16" if fp16 else "fp32"
+    if int8:
+        quantize_int8(float_path, model_path, int8.calibration)
+        parity = {**int8_parity(float_path, model_path, int8.holdout, Int8Thresholds()),
+                  "fp32_vs_torch": parity}  # fmt: skip
+        float_path.unlink()
+        if not parity["passed"]:
+            limits = parity["thresholds"]
+            raise StylecastError(
+                f"int8 export failed its parity test against fp32 on {len(int8.holdout)} "
+                f"held-aside image(s): PSNR {parity['psnr_db']} dB (needs >= "
+                f"{limits['min_psnr_db']}), mean |diff| {parity['mean_abs']} levels (needs <= "
+                f"{limits['max_mean_abs']}); calibrate on more, and more varied, images"
+            )
+        precision = "int8"
     info = VersionInfo(
         sha256=hashlib.sha256(model_path.read_bytes()).hexdigest(),
-        precision="fp16" if fp16 else "fp32",
+        precision=precision,
         opset=opset,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         parity=parity,

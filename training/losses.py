@@ -10,7 +10,7 @@ from torch import nn
 from .config import LossConfig
 from .vgg import LossNetwork
 
-LossTerms = dict[str, torch.Tensor]  # keys: content, style, tv, total
+LossTerms = dict[str, torch.Tensor]  # keys: content, style, tv, total (+ distill in training)
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:

@@ -9,19 +9,21 @@ from typing import Any
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 
 from stylecast.errors import StylecastError
 
 from .config import train_from_dict
 from .images import load_image
 from .losses import PerceptualLoss
-from .network import TransformNet
+from .network import build_network
 from .run_folder import HPARAM_CONFIG, HPARAM_STYLE_SHA256, HPARAM_VGG_WEIGHTS
+from .teacher import load_teacher
 from .vgg import load_loss_network
 
 
 class StyleTransferModule(L.LightningModule):
-    """Trains a TransformNet for one style image. Hyper-parameters: the TrainConfig as a dict."""
+    """Trains a transform network for one style image; hyper-parameters: the TrainConfig dict."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
@@ -42,8 +44,10 @@ class StyleTransferModule(L.LightningModule):
         )
         self.cfg = cfg
         # Checkpoint keys of this attribute are run_folder.NETWORK_PREFIX ("network.").
-        self.network = TransformNet(cfg.network)
+        self.network = build_network(cfg.network)
         self.criterion = PerceptualLoss(loss_network, cfg.loss, style)
+        # Frozen, and like the criterion rebuilt from the config rather than checkpointed.
+        self.teacher = load_teacher(cfg.teacher) if cfg.teacher else None
         # The frozen VGG and the style Grams are rebuilt from the config, never checkpointed.
         self.strict_loading = False
 
@@ -51,7 +55,14 @@ class StyleTransferModule(L.LightningModule):
         return self.network(x)
 
     def _terms(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.criterion(self.network(batch), self.criterion.content_targets(batch))
+        """The perceptual loss terms, plus ``distill`` (already in ``total``) with a teacher."""
+        output = self.network(batch)
+        terms = self.criterion(output, self.criterion.content_targets(batch))
+        if self.teacher is not None:
+            target = self.teacher(batch)
+            terms["distill"] = F.mse_loss(output.float(), target.float())
+            terms["total"] = terms["total"] + self.cfg.teacher_weight * terms["distill"]
+        return terms
 
     def _log_terms(self, stage: str, terms: dict[str, torch.Tensor]) -> None:
         # sync_dist: under DDP the figures (and the checkpoint chosen by them) are the mean
@@ -79,7 +90,7 @@ class StyleTransferModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint["state_dict"]
-        for key in [k for k in state if k.startswith("criterion.")]:
+        for key in [k for k in state if k.startswith(("criterion.", "teacher."))]:
             del state[key]
 
 

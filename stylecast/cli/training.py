@@ -19,6 +19,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
         network = NetworkConfig(
             args.width or network.width,
             network.residual_blocks if args.residual_blocks is None else args.residual_blocks,
+            network.architecture,
         )
     config = TrainConfig(
         style_image=args.style,
@@ -35,6 +36,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
         seed=args.seed,
         network=network,
         loss=LossConfig(**loss_overrides(args)),
+        teacher=args.teacher,
+        teacher_weight=args.teacher_weight,
     )
     run = RunOptions(
         out=args.out,
@@ -89,6 +92,14 @@ def _export_extra_installed() -> bool:
 def _print_export(result: Any) -> None:
     """The parity line and, last, where the model went."""
     parity = result.parity
+    if parity["precision"] == "int8":
+        limits = parity["thresholds"]
+        print(
+            f"int8 parity vs its fp32 export on {len(parity['images'])} held-aside image(s): "
+            f"PSNR {parity['psnr_db']} dB (needs >= {limits['min_psnr_db']}), mean |diff| "
+            f"{parity['mean_abs']} levels (needs <= {limits['max_mean_abs']})"
+        )
+        parity = parity["fp32_vs_torch"]
     print(
         f"parity ({parity['precision']}, onnxruntime vs PyTorch fp32): max |diff| "
         f"{parity['max_abs']}, {100 * parity['fraction_over_1']:.4f}% of values off by > 1 "
@@ -140,7 +151,22 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--max-steps", type=int, default=40_000, help="-1 for no step limit")
     p.add_argument("--max-epochs", type=positive_int)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--network", choices=("standard", "lite"), default="standard")
+    p.add_argument(
+        "--network",
+        choices=("standard", "lite", "rt"),
+        default="standard",
+        help="network preset: standard (best quality), lite (about 3× faster), rt (real-time "
+        "CPU tier, all work at ¼ resolution; about 4× the lite net's frames per second)",
+    )
+    p.add_argument(
+        "--teacher",
+        metavar="RUN_OR_MODEL",
+        help="distil from a trained network (a run folder, a .ckpt, or an exported model "
+        "folder): adds --teacher-weight × the mean squared difference from its output",
+    )
+    p.add_argument(
+        "--teacher-weight", type=float, default=10.0, help="weight of the distillation term"
+    )
     p.add_argument("--width", type=positive_int, help="base channel count (overrides preset)")
     p.add_argument("--residual-blocks", type=int, help="residual block count (overrides preset)")
     p.add_argument("--resume", help="checkpoint to continue from, or 'last' (newest in --out)")
@@ -224,11 +250,17 @@ def _add_iterate(sub: Any) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
+    from ..errors import StylecastError
     from ..training.export import export_model
 
+    if args.int8 and not args.calibration_dir:
+        raise StylecastError("--int8 needs --calibration-dir DIR (real content images)")
+    if args.calibration_dir and not args.int8:
+        raise StylecastError("--calibration-dir is only used with --int8")
     result = export_model(
         args.source, args.name, args.models_dir, fp16=args.fp16, opset=args.opset,
         description=args.description or "", command=_command_line(),
+        calibration_dir=args.calibration_dir if args.int8 else None,
     )  # fmt: skip
     _print_export(result)
 
@@ -238,7 +270,20 @@ def _add_export(sub: Any) -> None:
     p.add_argument("source", metavar="RUN_OR_CHECKPOINT", help="a run folder or a .ckpt file")
     p.add_argument("--name", required=True, help="model name (folder under --models-dir)")
     p.add_argument("--models-dir", default="models")
-    p.add_argument("--fp16", action="store_true", help="half-precision weights (uint8 I/O kept)")
+    precision = p.add_mutually_exclusive_group()
+    precision.add_argument(
+        "--fp16", action="store_true", help="half-precision weights (uint8 I/O kept)"
+    )
+    precision.add_argument(
+        "--int8",
+        action="store_true",
+        help="statically quantised convolutions (QDQ, per-channel weights), calibrated on "
+        "--calibration-dir and checked against the fp32 export (PSNR, mean |diff|)",
+    )
+    p.add_argument(
+        "--calibration-dir",
+        help="content images for --int8: one in four is held aside to score int8 against fp32",
+    )
     p.add_argument("--opset", type=positive_int, default=20)
     p.add_argument("--description", help="one line for the model card")
     p.set_defaults(handler=_cmd_export)
