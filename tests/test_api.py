@@ -240,7 +240,12 @@ def test_models_expose_name_version_and_card(model):
 
 
 def test_listing_models(connection):
-    assert stylecast.models(MODELS) == ["great_wave_lite", "starry_night_lite"]
+    assert stylecast.models(MODELS) == [
+        "great_wave_lite",
+        "starry_night_lite",
+        "starry_night_rt",
+        "starry_night_rt_int8",
+    ]
     assert connection.models() == stylecast.models(MODELS)
 
 
