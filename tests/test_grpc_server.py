@@ -191,7 +191,8 @@ def test_list_and_get_model(client):
     assert listed.provider == "CPUExecutionProvider"
     assert listed.description == "tiny random network for tests"
     assert dict(listed.final_losses) == {"total": 1.5, "style": 1.0}
-    assert json.loads(listed.train_config_json)["network"] == {"width": 16, "residual_blocks": 3}
+    network = json.loads(listed.train_config_json)["network"]
+    assert network == {"width": 16, "residual_blocks": 3, "architecture": "johnson"}
     assert json.loads(listed.io_json)["input"]["name"] == "image"
     full = client.model(TINY_MODEL)
     assert full.style_thumbnail.startswith("data:image/jpeg;base64,")
