@@ -8,6 +8,8 @@ different models (a reload's new version included) never share a batch, and a mo
 engine takes fewer images (a TensorRT profile's max N, ``StyleModel.max_shape``) caps its
 batches there. Unary calls and stream frames batch alike: each stream has one frame in
 inference at a time, so frames batch across streams (several cameras at one resolution).
+Images of a multi-style model batch whatever their style mix: each brings its own row of
+style weights, and the batch runs with them stacked.
 
 How a batch forms, with no thread of its own: the first caller of a (model, shape) opens a
 batch and runs it. It waits up to the window (less once the batch is full), then for an
@@ -112,6 +114,7 @@ class _Item:
     content: np.ndarray
     caller: Caller
     batch: _Batch
+    weights: np.ndarray | None = None  # a multi-style model's style weights row
     arrived: float = field(default_factory=time.perf_counter)
     done: threading.Event = field(default_factory=threading.Event)
     image: np.ndarray | None = None
@@ -174,8 +177,15 @@ class MicroBatcher:
         """Images in batches running now."""
         return self._running
 
-    def infer(self, model: StyleModel, content: np.ndarray, caller: Caller) -> Inferred:
-        """The network's output for ``content`` (uint8 [H, W, 3]), run in a batch.
+    def infer(
+        self,
+        model: StyleModel,
+        content: np.ndarray,
+        caller: Caller,
+        weights: np.ndarray | None = None,
+    ) -> Inferred:
+        """The network's output for ``content`` (uint8 [H, W, 3]) in the style ``weights``
+        (a multi-style model's row; None: its first style), run in a batch.
 
         Raises CallAbandoned when the call ends first (stage "queue" or "inference"),
         Overloaded when the batch waited ``max_queue_wait_s`` for a slot, and the run's own
@@ -184,7 +194,7 @@ class MicroBatcher:
         gone = caller.gone()
         if gone is not None:
             raise gone
-        item, runs = self._join(model, content, caller)
+        item, runs = self._join(model, content, caller, weights)
         caller._watch(lambda: self._drop(item, caller.gone()))
         try:
             if runs:
@@ -202,7 +212,13 @@ class MicroBatcher:
 
     # -- forming a batch ------------------------------------------------------------------
 
-    def _join(self, model: StyleModel, content: np.ndarray, caller: Caller) -> tuple[_Item, bool]:
+    def _join(
+        self,
+        model: StyleModel,
+        content: np.ndarray,
+        caller: Caller,
+        weights: np.ndarray | None = None,
+    ) -> tuple[_Item, bool]:
         """Add ``content`` to the open batch of its model and shape, or open one; returns the
         item and whether this caller runs the batch."""
         key = (id(model), content.shape, content.dtype.str)
@@ -211,7 +227,7 @@ class MicroBatcher:
             runs = batch is None
             if batch is None:
                 batch = self._open[key] = _Batch(model, key)
-            item = _Item(content, caller, batch)
+            item = _Item(content, caller, batch, weights)
             batch.items.append(item)
             self._waiting += 1
             if len(batch.items) >= self._limit(model):
@@ -318,7 +334,7 @@ class MicroBatcher:
         images = items[0].content[None] if len(items) == 1 else np.stack([i.content for i in items])
         start = time.perf_counter()
         try:
-            out = batch.model.run(images, batch.run_options)
+            out = batch.model.run(images, batch.run_options, _stacked_weights(batch.model, items))
         except Exception as exc:
             if not batch.run_options.terminate:
                 self._answer(items, start, error=exc)
@@ -358,3 +374,12 @@ def _own_copy(error: BaseException, size: int) -> BaseException:
         copy = BatchFailed(f"batched inference of {size} images failed: {error}")
     copy.__cause__ = error
     return copy
+
+
+def _stacked_weights(model: StyleModel, items: list[_Item]) -> np.ndarray | None:
+    """The [N, S] style weights of a batch of a multi-style model (None: single-style)."""
+    names = getattr(model, "style_names", None)
+    if not names:
+        return None
+    first = np.eye(len(names), dtype=np.float32)[0]
+    return np.stack([first if i.weights is None else i.weights for i in items])

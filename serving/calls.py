@@ -17,6 +17,7 @@ from .imaging import ImageError
 from .limits import CallAbandoned, Overloaded
 from .repository import ModelNotFound
 from .runtime import ShapeOutsideProfile
+from .styles import StyleRequestError
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """The gRPC status for an exception raised while handling a call."""
     if isinstance(exc, ModelNotFound):
         return grpc.StatusCode.NOT_FOUND, str(exc)
-    if isinstance(exc, ImageError | BadRequest | ShapeOutsideProfile):
+    if isinstance(exc, ImageError | BadRequest | ShapeOutsideProfile | StyleRequestError):
         return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
     if isinstance(exc, Overloaded | TooLarge):
         return grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)

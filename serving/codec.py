@@ -115,7 +115,11 @@ def options_from_message(
     ImageError or BadRequest (INVALID_ARGUMENT)."""
     strength = message.strength if message.HasField("strength") else 1.0
     options = StyliseOptions(
-        strength=strength, preserve_color=message.preserve_color, max_side=message.max_side
+        strength=strength,
+        preserve_color=message.preserve_color,
+        max_side=message.max_side,
+        style=message.style,
+        mix=tuple(sorted(message.style_mix.items())),
     )
     encoding = output_encoding(message.output_encoding)
     return options, OutputFormat(encoding, message.quality or default_quality)
@@ -127,14 +131,19 @@ def request_options(
     max_side: int = 0,
     encoding: str = DEFAULT_ENCODING,
     quality: int = 0,
+    style: str = "",
+    mix: dict[str, float] | None = None,
 ) -> pb.StyliseOptions:
     """A request's StyliseOptions from plain values (``encoding``: jpeg, png, webp or raw;
-    ``strength`` None and ``quality`` 0: the server's defaults)."""
+    ``strength`` None and ``quality`` 0: the server's defaults; ``style`` or ``mix``: a
+    multi-style model's style or blend, none: its first style)."""
     options = pb.StyliseOptions(
         preserve_color=preserve_color,
         max_side=max_side,
         output_encoding=encoding_enum(encoding),
         quality=quality,
+        style=style,
+        style_mix=mix or {},
     )
     if strength is not None:
         options.strength = strength
@@ -198,4 +207,13 @@ def card_message(model: StyleModel, thumbnail: bool = True) -> pb.ModelCard:
         train_command=card.train_command,
         exporter=card.exporter,
         io_json=json.dumps(card.io, sort_keys=True),
+        styles=[
+            pb.Style(
+                name=style.name,
+                image=style.image,
+                sha256=style.sha256,
+                thumbnail=style.thumbnail if thumbnail else "",
+            )
+            for style in card.styles
+        ],
     )

@@ -150,6 +150,9 @@ class StyliseOptions:
     strength: float = 1.0  # 0: the content unchanged, 1: fully stylised
     preserve_color: bool = False  # keep the content's colour, take the stylised luminance
     max_side: int = 0  # 0: no limit; else downscale so the longer side is at most this
+    # Multi-style models (serving.styles): one style by name, or a mix of (name, weight).
+    style: str = ""
+    mix: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.strength <= 1.0:

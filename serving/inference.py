@@ -64,13 +64,15 @@ class ServerInference:
         """The pipeline's inference step for one call. No inference starts for a call that is
         already cancelled or past its deadline."""
 
-        def infer(model: StyleModel, content: np.ndarray) -> pipeline.Inferred:
+        def infer(
+            model: StyleModel, content: np.ndarray, weights: np.ndarray | None
+        ) -> pipeline.Inferred:
             try:
                 if isinstance(link, Caller):
                     assert self.batcher is not None
-                    inferred = self.batcher.infer(model, content, link)
+                    inferred = self.batcher.infer(model, content, link, weights)
                 else:
-                    inferred = self._run_alone(model, content, context, link)
+                    inferred = self._run_alone(model, content, context, link, weights)
             except CallAbandoned as exc:
                 self.metrics.abandoned.labels(method, exc.stage).inc()
                 if exc.stage == "inference":
@@ -92,6 +94,7 @@ class ServerInference:
         content: np.ndarray,
         context: grpc.ServicerContext,
         stopper: RunStopper,
+        weights: np.ndarray | None = None,
     ) -> pipeline.Inferred:
         """One image, one slot; the run is stopped (``run_options.terminate``) when the call
         ends."""
@@ -99,7 +102,7 @@ class ServerInference:
             run_options = stopper.new()
             start = time.perf_counter()
             try:
-                out = model.run(content, run_options)
+                out = model.run(content, run_options, weights)
             except Exception:
                 if not run_options.terminate:
                     raise

@@ -1,9 +1,12 @@
-"""The model repository's on-disk contract, owned here (read and write):
+"""The model repository's on-disk contract, owned here (read and write). (About 400 lines
+on purpose: the card, the version metadata and the multi-style fields are one contract, each
+file validated against its schema, and kept in one place so no other module parses them.)
 
     models/NAME/model.json          the model card: what the model is and how it was made
     models/NAME/config.pbtxt        NVIDIA Triton's config (written by ``triton.py``)
     models/NAME/style.<ext>         the style image the model was trained on (SHA-256 in the
                                     card), so a model folder is self-contained
+    models/NAME/styles/<style>.<ext>  a multi-style model's style images, one per style
     models/NAME/<N>/model.onnx      version N's graph (uint8 NHWC RGB in and out)
     models/NAME/<N>/version.json    version N's own metadata: SHA-256, precision, parity, …
 
@@ -11,6 +14,13 @@ Each version folder is self-contained, as in Triton's repository: an exporter wr
 graph and its ``version.json`` into a staging folder and publishes the version with one
 atomic rename, so a reader never sees a version without its metadata. Cards written before
 ``version.json`` existed (metadata in ``model.json``'s "versions") are still read.
+
+Multi-style models (conditional instance norm): the card's ``styles`` lists every style in
+the network's order (name, image file name, SHA-256, thumbnail), the graph takes a second
+input, ``style_weights`` float32 [N, S] (each row: one weight per style, summing to 1), and
+``io`` says so. The first style is also the card's ``style_image``, so a reader that knows
+only single-style cards still sees the model's default style. Cards without ``styles`` are
+single-style models, as every card written before it existed.
 
 Every file is validated against its schema when read; a bad file raises StylecastError
 naming the file and the field.
@@ -33,6 +43,8 @@ MODEL_FILE = "model.onnx"
 TRITON_CONFIG = "config.pbtxt"
 INPUT_NAME = "image"
 OUTPUT_NAME = "stylised"
+STYLE_WEIGHTS_NAME = "style_weights"  # multi-style graphs' second input, float32 [N, S]
+STYLES_DIR = "styles"
 MIN_SIDE = 8  # smallest height/width the exported graphs accept (reflection padding)
 MAX_SIDE = 8192
 MAX_OPSET = 1000  # far above any ONNX opset; keeps the value inside the proto's uint32
@@ -52,6 +64,36 @@ IO_SPEC = {
         "layout": "NHWC RGB",
     },
 }
+
+
+def io_spec(styles: int = 1) -> dict[str, Any]:
+    """The graph's inputs and outputs as the card records them (``styles`` > 1: with the
+    ``style_weights`` input)."""
+    spec: dict[str, Any] = dict(IO_SPEC)
+    if styles > 1:
+        spec["style_weights"] = {
+            "name": STYLE_WEIGHTS_NAME,
+            "dtype": "float32",
+            "shape": ["N", styles],
+            "layout": "one weight per style, in the card's order; each row sums to 1",
+        }
+    return spec
+
+
+def check_style_name(name: str) -> bool:
+    """Whether ``name`` can name a style: letters, digits, '-', '_' or '.' (so ``a:0.7,b:0.3``
+    mixes parse), not empty."""
+    return bool(name) and all(c.isalnum() or c in "-_." for c in name)
+
+
+@dataclass
+class StyleEntry:
+    """One style of a multi-style model, in the network's order."""
+
+    name: str  # how requests name it (the style image's file name without extension)
+    image: str  # the style image's file name
+    sha256: str
+    thumbnail: str = ""  # data: URI of a small JPEG, or ""
 
 
 @dataclass
@@ -90,13 +132,21 @@ class ModelCard:
     io: dict[str, Any] = field(default_factory=lambda: dict(IO_SPEC))
     testing_only: bool = False
     description: str = ""
+    styles: list[StyleEntry] = field(default_factory=list)  # multi-style models only
     versions: dict[str, VersionInfo] = field(default_factory=dict)  # from the version folders
     version: int = 0  # the newest version with valid metadata (0: none)
+
+    @property
+    def style_names(self) -> list[str]:
+        """A multi-style model's style names, in order (empty: a single-style model)."""
+        return [style.name for style in self.styles]
 
     def to_json(self) -> str:
         """``model.json``'s text: the model-level fields (versions live in their folders)."""
         data = asdict(self)
         del data["versions"], data["version"]
+        if not self.styles:
+            del data["styles"]  # single-style cards stay as they always were
         return json.dumps(data, indent=2)
 
 
@@ -115,7 +165,9 @@ _CARD_FIELDS: dict[str, type] = {
     "io": dict,
     "testing_only": bool,
     "description": str,
+    "styles": list,
 }
+_STYLE_FIELDS: dict[str, type] = {"name": str, "image": str, "sha256": str, "thumbnail": str}
 _CARD_REQUIRED = ("name", "style_image", "style_sha256", "vgg_weights", "train_config")
 _VERSION_FIELDS: dict[str, type] = {
     "sha256": str,
@@ -192,13 +244,42 @@ def _parse_losses(data: dict[str, Any], where: str) -> dict[str, float]:
     return losses
 
 
-def _check_io(io: dict[str, Any], where: str) -> None:
+def _check_io(io: dict[str, Any], where: str, styles: int) -> None:
     for side, expected in IO_SPEC.items():
         spec = io.get(side)
         if not isinstance(spec, dict) or spec.get("name") != expected["name"]:
             raise StylecastError(f"{where}: unsupported io.{side} spec {spec!r}")
         if spec.get("dtype") != "uint8":
             raise StylecastError(f"{where}: io.{side}.dtype must be uint8")
+    weights = io.get("style_weights")
+    if styles > 1 and weights != io_spec(styles)["style_weights"]:
+        raise StylecastError(
+            f"{where}: io.style_weights must describe a float32 [N, {styles}] input "
+            f"named {STYLE_WEIGHTS_NAME!r} (got {weights!r})"
+        )
+    if styles <= 1 and weights is not None:
+        raise StylecastError(f"{where}: io.style_weights given for a single-style model")
+
+
+def _parse_styles(data: list[Any], where: str) -> list[StyleEntry]:
+    """The card's ``styles``: none, or two or more with distinct, valid names."""
+    styles = []
+    for index, item in enumerate(data):
+        values = _checked(
+            item, _STYLE_FIELDS, ("name", "image", "sha256"), f"{where} styles[{index}]"
+        )
+        if not check_style_name(values["name"]):
+            raise StylecastError(
+                f"{where}: styles[{index}].name {values['name']!r} must be letters, digits, "
+                "'-', '_' or '.'"
+            )
+        styles.append(StyleEntry(**values))
+    names = [style.name for style in styles]
+    if len(set(names)) != len(names):
+        raise StylecastError(f"{where}: style names repeat ({', '.join(names)})")
+    if len(styles) == 1:
+        raise StylecastError(f"{where}: a multi-style card needs at least two styles")
+    return styles
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -238,12 +319,13 @@ def read_card_and_errors(model_dir: Path) -> tuple[ModelCard, dict[int, str]]:
     where = str(path)
     values = _checked(data, _CARD_FIELDS, _CARD_REQUIRED, where)
     values["final_losses"] = _parse_losses(values.get("final_losses", {}), where)
+    values["styles"] = _parse_styles(values.get("styles", []), where)
     card = ModelCard(**_with_defaults(values))
     if card.name != model_dir.name:
         raise StylecastError(
             f"{path}: card names model {card.name!r}, folder is {model_dir.name!r}"
         )
-    _check_io(card.io, where)
+    _check_io(card.io, where, len(card.styles))
     legacy = data.get("versions") if isinstance(data, dict) else None
     errors: dict[int, str] = {}
     for number in version_numbers(model_dir):
@@ -293,6 +375,16 @@ def check_graph_file(model_dir: Path, card: ModelCard, version: int) -> Path:
 def style_file(model_dir: Path, card: ModelCard) -> Path:
     """Where the model's copy of its style image is (it may be absent in older folders)."""
     return model_dir / f"style{Path(card.style_image).suffix.lower() or '.jpg'}"
+
+
+def style_files(model_dir: Path, card: ModelCard) -> list[Path]:
+    """Where the model keeps each style's image, in the styles' order (one: ``style_file``)."""
+    if not card.styles:
+        return [style_file(model_dir, card)]
+    return [
+        model_dir / STYLES_DIR / f"{s.name}{Path(s.image).suffix.lower() or '.jpg'}"
+        for s in card.styles
+    ]
 
 
 # --- writing ------------------------------------------------------------------------------------

@@ -9,6 +9,9 @@ stops the run when its call ends and counts the outcome (``serving.inference``).
 all that holds a slot: decoding before it and blending and encoding after it run on the
 caller's thread, so a large image's blend never keeps the accelerator waiting.
 
+Multi-style models: the options' style or mix becomes the weights row the hook passes on
+(``serving.styles``; None for a single-style model), checked before any decoding.
+
 ``flatten`` composites a transparent input over ``imaging.BACKGROUND`` (white) for the
 network; the input's alpha is resized with the image and handed to the encoder, which keeps
 it (PNG, WebP) or composites the result over the same background (JPEG, raw RGB).
@@ -39,6 +42,7 @@ from .imaging import (
     read_image,
 )
 from .model_card import MIN_SIDE
+from .styles import style_weights
 
 if TYPE_CHECKING:
     from .runtime import StyleModel
@@ -53,15 +57,22 @@ class Inferred:
     inference_s: float = 0.0  # running the network
 
 
-# The inference step: (model, prepared RGB image) → Inferred.
-Infer = Callable[["StyleModel", np.ndarray], Inferred]
+# The inference step: (model, prepared RGB image, style weights or None) → Inferred.
+Infer = Callable[["StyleModel", np.ndarray, "np.ndarray | None"], Inferred]
 
 
-def run_now(model: StyleModel, content: np.ndarray) -> Inferred:
+def run_now(model: StyleModel, content: np.ndarray, weights: np.ndarray | None = None) -> Inferred:
     """Inference with no slot to wait for (offline): run the network on this thread."""
     start = time.perf_counter()
-    out = model.run(content)
+    out = model.run(content, style_weights=weights)
     return Inferred(out, 0.0, time.perf_counter() - start)
+
+
+def request_weights(model: StyleModel, options: StyliseOptions) -> np.ndarray | None:
+    """The style weights row the options ask of ``model`` (None: a single-style model);
+    StyleRequestError for a style or mix it cannot honour."""
+    names = getattr(model, "style_names", ())  # a stand-in without them: one style
+    return style_weights(names, options.style, dict(options.mix), getattr(model, "name", ""))
 
 
 @dataclass(frozen=True)
@@ -131,13 +142,15 @@ def stylise(
 ) -> Stylised:
     """Stylise one encoded image with ``model``: ``prepare`` it, ``infer``, blend with the
     options, encode as ``output`` asks (default: JPEG, quality 90) with the input's alpha.
-    Raises ImageError for a bad image; ``infer``'s own exceptions pass through."""
+    Raises ImageError for a bad image, StyleRequestError for a style or mix ``model`` does
+    not have; ``infer``'s own exceptions pass through."""
     options = options or StyliseOptions()
     output = output or OutputFormat()
     start = time.perf_counter()
+    weights = request_weights(model, options)
     prepared = prepare(image, options, max_pixels)
     decoded = time.perf_counter()
-    inferred = infer(model, prepared.content)
+    inferred = infer(model, prepared.content, weights)
     blend_start = time.perf_counter()
     out = blend(prepared.content, inferred.image, options)
     blended = time.perf_counter()

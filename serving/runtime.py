@@ -15,7 +15,11 @@ it (``StyleModel.load``), and a batch beyond the profile's max is refused before
 the engine (``ShapeOutsideProfile``). A session that is not the CPU's is compared with a CPU
 fp32 session of the same graph at load (serving.precision_check); a TensorRT fp16 engine that
 fails is rebuilt in fp32 or refused (``fp16_fallback``). ``StyleModel.served_precision`` says
-which precision is really served."""
+which precision is really served.
+
+Multi-style models (the card lists ``styles``): the graph's second input, ``style_weights``,
+gets one row of weights per image (``run``'s ``style_weights``; None: the first style), for
+warm-up and the precision check too."""
 
 from __future__ import annotations
 
@@ -31,7 +35,7 @@ import onnxruntime as ort
 
 from stylecast.errors import StylecastError
 
-from .model_card import INPUT_NAME, MIN_SIDE, ModelCard
+from .model_card import INPUT_NAME, MIN_SIDE, STYLE_WEIGHTS_NAME, ModelCard
 from .precision_check import (
     FP16_FALLBACKS,
     PRECISION_CHECKS,
@@ -194,6 +198,7 @@ class StyleModel:
         self.card = card
         self.name = card.name
         self.version = version
+        self.style_names = card.style_names  # empty: a single-style model
         self.arena_shrink_pixels = options.arena_shrink_pixels
         info = card.versions[str(version)]
         self.sha256 = info.sha256
@@ -237,20 +242,44 @@ class StyleModel:
             session = self._sessions.create(self.path, session_options(options), entries)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/… types
             raise StylecastError(f"{self.path}: onnxruntime cannot load it ({exc})") from None
-        inputs = session.get_inputs()
-        if len(inputs) != 1 or inputs[0].name != INPUT_NAME or inputs[0].type != "tensor(uint8)":
-            raise StylecastError(f"{self.path}: graph input does not match the model card's spec")
+        self._check_inputs(session)
         provider = session.get_providers()[0]
         on_trt = provider == TENSORRT and trt is not None
         if options.warmup:
             shape = options.opt_shape if on_trt else WARMUP_SHAPE
             try:
-                session.run(None, {INPUT_NAME: np.zeros(shape, dtype=np.uint8)})
+                session.run(None, self.feeds(np.zeros(shape, dtype=np.uint8)))
             except Exception as exc:  # TensorRT may build its engine only now
                 raise StylecastError(f"{self.path}: warm-up on {provider} failed ({exc})") from None
         build_s = time.perf_counter() - start
         fp16_on = on_trt and bool(trt and trt["trt_fp16_enable"])
         return _Opened(session, provider, fp16_on, cached if on_trt else None, build_s)
+
+    def _check_inputs(self, session: Any) -> None:
+        """The graph's inputs must be the card's: the image, and the style weights of a
+        multi-style model."""
+        inputs = session.get_inputs()
+        expected = [(INPUT_NAME, "tensor(uint8)")]
+        if self.style_names:
+            expected.append((STYLE_WEIGHTS_NAME, "tensor(float)"))
+        found = [(i.name, i.type) for i in inputs]
+        styles = inputs[1].shape[1] if len(inputs) == 2 and len(inputs[1].shape) == 2 else None
+        if found != expected or (self.style_names and styles != len(self.style_names)):
+            raise StylecastError(f"{self.path}: graph input does not match the model card's spec")
+
+    def feeds(self, batch: np.ndarray, style_weights: np.ndarray | None = None) -> dict:
+        """The graph's inputs for a uint8 [N, H, W, 3] ``batch``: with a multi-style model,
+        ``style_weights`` as [N, S] float32 (a [S] row is used for every image; None: the
+        first style)."""
+        feeds: dict[str, np.ndarray] = {INPUT_NAME: np.ascontiguousarray(batch)}
+        if self.style_names:
+            if style_weights is None:
+                style_weights = np.eye(len(self.style_names), dtype=np.float32)[0]
+            weights = np.asarray(style_weights, dtype=np.float32)
+            if weights.ndim == 1:
+                weights = np.broadcast_to(weights, (batch.shape[0], weights.shape[0]))
+            feeds[STYLE_WEIGHTS_NAME] = np.ascontiguousarray(weights)
+        return feeds
 
     def _check(self, session: Any) -> PrecisionReport:
         """Compare ``session`` with a CPU fp32 session of the same graph on the probe image."""
@@ -260,10 +289,10 @@ class StyleModel:
         probe = probe_image(min(PROBE_SIDE, max_h, max_w))
 
         def served(image: np.ndarray) -> np.ndarray:
-            return np.asarray(session.run(None, {INPUT_NAME: image})[0])
+            return np.asarray(session.run(None, self.feeds(image))[0])
 
         def cpu(image: np.ndarray) -> np.ndarray:
-            return np.asarray(reference.run(None, {INPUT_NAME: image})[0])
+            return np.asarray(reference.run(None, self.feeds(image))[0])
 
         return run_probe(served, cpu, options.precision_thresholds, probe)
 
@@ -305,10 +334,16 @@ class StyleModel:
             f"{most_h}x{most_w}; send a smaller image (or ask for max_side)"
         )
 
-    def run(self, batch: np.ndarray, run_options: ort.RunOptions | None = None) -> np.ndarray:
+    def run(
+        self,
+        batch: np.ndarray,
+        run_options: ort.RunOptions | None = None,
+        style_weights: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Raw inference: uint8 [N, H, W, 3] (or [H, W, 3]) in, same shape out. The caller
         sends images the graph accepts (serving.pipeline checks the minimum side); a batch
         beyond the TensorRT profile raises ShapeOutsideProfile before any work.
+        ``style_weights`` (multi-style models): see ``feeds``.
 
         ``run_options`` (one per run) lets another thread stop the run
         (``run_options.terminate = True``), as the gRPC server does when a call is cancelled
@@ -322,7 +357,7 @@ class StyleModel:
             run_options = run_options or ort.RunOptions()
             if not asks_arena_shrink(run_options):
                 run_options.add_run_config_entry(ARENA_SHRINK_KEY, ARENA_SHRINK_DEVICES)
-        out = self.session.run(None, {INPUT_NAME: np.ascontiguousarray(batch)}, run_options)[0]
+        out = self.session.run(None, self.feeds(batch, style_weights), run_options)[0]
         return out[0] if single else out
 
 

@@ -4,12 +4,13 @@ cancellation and metrics around them. The inference step (slots, batching, stopp
 when its call ends) is serving.inference's.
 
 Status codes: unknown model → NOT_FOUND; anything wrong with the image or options (including
-more pixels than ``max_pixels``: retrying cannot help, so it is not RESOURCE_EXHAUSTED) →
-INVALID_ARGUMENT; inference limit and queue full, too many streams, or a request or reply over
-``max_message_bytes`` → RESOURCE_EXHAUSTED; deadline passed → DEADLINE_EXCEEDED; shutting
-down and refusing calls → UNAVAILABLE; the models folder unreadable on ReloadModels →
-FAILED_PRECONDITION; missing token → UNAUTHENTICATED (serving.auth); anything else →
-INTERNAL with the traceback in the server log only. Each is counted in
+more pixels than ``max_pixels``: retrying cannot help, so it is not RESOURCE_EXHAUSTED, and a
+style or mix the model does not have, serving.styles) → INVALID_ARGUMENT; inference limit
+and queue full, too many streams, or a request or reply over ``max_message_bytes`` →
+RESOURCE_EXHAUSTED; deadline passed → DEADLINE_EXCEEDED; shutting down and refusing calls →
+UNAVAILABLE; the models folder unreadable on ReloadModels → FAILED_PRECONDITION; missing
+token → UNAUTHENTICATED (serving.auth); anything else → INTERNAL with the traceback in the
+server log only. Each is counted in
 ``stylecast_requests_total`` with the code the client sees.
 
 Message size: gRPC's own limit sits above ``max_message_bytes`` by a margin
@@ -55,6 +56,7 @@ from .limits import POLL_S, LatestFrames, Overloaded
 from .metrics import ServerMetrics
 from .repository import ModelRepository
 from .runtime import StyleModel
+from .styles import StyleRequestError
 from .watcher import ModelWatcher
 
 log = logging.getLogger(__name__)
@@ -342,7 +344,7 @@ class StylecastServicer(pb_grpc.StylecastServicer):
                 reply.image.CopyFrom(message_from_image(result.image))
                 reply.timings.CopyFrom(timings_message(result.timings, time.perf_counter() - start))
                 self._check_size(reply, "reply")
-            except (ImageError, BadRequest, Overloaded, TooLarge) as exc:
+            except (ImageError, BadRequest, StyleRequestError, Overloaded, TooLarge) as exc:
                 code, text = status_of(exc)
                 reply.ClearField("image")
                 reply.ClearField("timings")

@@ -2,16 +2,18 @@
 (`stylecast sheet`), and the labelled grid that the demo's contact sheet shares.
 
 ``style_sheet`` runs each model offline through the pipeline `stylecast stylise` and the
-server use (``pipeline.stylise``), loading the models one at a time; a model that cannot be
-loaded or run is skipped with its reason. Pillow draws the labels in its default font.
+server use (``pipeline.stylise``), loading the models one at a time; a multi-style model
+gives one tile per style, labelled ``model/style``. A model that cannot be loaded or run is
+skipped with its reason. Pillow draws the labels in its default font.
 Returns images; prints nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -22,6 +24,9 @@ from .image_files import read_bounded
 from .imaging import RAW, EncodedImage, ImageError, OutputFormat, StyliseOptions, downscale
 from .pipeline import prepare, stylise
 from .stylise import DEFAULT_MAX_BYTES, load_model, model_names
+
+if TYPE_CHECKING:
+    from .runtime import StyleModel
 
 DEFAULT_MAX_SIDE = 384  # longer side of each tile
 MAX_COLUMNS = 4
@@ -130,13 +135,21 @@ def style_sheet(
     tiles, skipped = [Tile(ORIGINAL, original)], {}
     for name in chosen:
         try:
-            result = stylise(load_model(root, name), data, options, OutputFormat(RAW)).image
+            tiles += _model_tiles(load_model(root, name), data, options)
         except Exception as exc:  # one broken model never spoils the others' sheet
             skipped[name] = str(exc)
-            continue
-        pixels = np.frombuffer(result.data, np.uint8).reshape(result.height, result.width, 3)
-        tiles.append(Tile(name, pixels))
     if len(tiles) == 1:
         reasons = "; ".join(f"{name}: {error}" for name, error in skipped.items())
         raise StylecastError(f"no model could stylise {photo} ({reasons})")
     return StyleSheet(compose(tiles, max_side), [t.label for t in tiles], skipped)
+
+
+def _model_tiles(model: StyleModel, data: EncodedImage, options: StyliseOptions) -> list[Tile]:
+    """The photo in each style of ``model`` (one tile for a single-style model)."""
+    tiles = []
+    for style in model.style_names or [""]:
+        styled = replace(options, style=style)
+        result = stylise(model, data, styled, OutputFormat(RAW)).image
+        pixels = np.frombuffer(result.data, np.uint8).reshape(result.height, result.width, 3)
+        tiles.append(Tile(f"{model.name}/{style}" if style else model.name, pixels))
+    return tiles

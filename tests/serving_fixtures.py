@@ -9,6 +9,7 @@ Fixtures:
 - ``tiny_models_dir``: a models folder with one model, ``tiny`` (version 1, fp32). Read-only:
   copy it (``models_copy``) before changing it.
 - ``models_copy``: a per-test writable copy of that folder.
+- ``duo_models_dir``: ``tiny`` plus ``duo``, a two-style model (``DUO_STYLES``). Read-only.
 - ``start_server``: ``start_server(models_dir=None, **ServerConfig overrides)`` starts a server
   on 127.0.0.1 and an ephemeral port; every server is stopped at the end of the test.
 - ``shared_server`` (module scope): one default server, with a metrics endpoint, for tests that
@@ -37,6 +38,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 STYLE_IMAGE = REPO_ROOT / "assets" / "styles" / "starry_night.jpg"
 CONTENT_IMAGE = REPO_ROOT / "assets" / "content" / "kodim23.jpg"
 TINY_MODEL = "tiny"
+DUO_MODEL = "duo"  # two styles: starry_night (the default), great_wave
+DUO_STYLES = ["starry_night", "great_wave"]
 
 _built: dict[str, Path] = {}
 
@@ -58,6 +61,21 @@ def tiny_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if "models" not in _built:
         _built["models"] = build_tiny_repository(tmp_path_factory.mktemp("tiny-repo"))
     return _built["models"]
+
+
+@pytest.fixture(scope="session")
+def duo_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models folder holding ``tiny`` (one style) and ``duo`` (two styles, random weights,
+    the lite preset), built once per session."""
+    if "duo" not in _built:
+        from stylecast.training.export import export_model
+
+        root = tmp_path_factory.mktemp("duo-repo")
+        models = build_tiny_repository(root / "tiny")
+        extra = (STYLE_IMAGE.parent / "great_wave.jpg",)
+        export_model(make_run(root / "duo-run", STYLE_IMAGE, extra_styles=extra), DUO_MODEL, models)
+        _built["duo"] = models
+    return _built["duo"]
 
 
 @pytest.fixture

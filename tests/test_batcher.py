@@ -53,9 +53,14 @@ class FakeModel:
         self.started = threading.Event()
         self.batches: list[tuple[int, ...]] = []
         self.run_options: list[Any] = []
+        self.weights: list[Any] = []
+        self.inputs: list[np.ndarray] = []
+        self.style_names: list[str] = []
 
-    def run(self, batch: np.ndarray, run_options: Any = None) -> np.ndarray:
+    def run(self, batch: np.ndarray, run_options: Any = None, weights: Any = None) -> np.ndarray:
         self.batches.append(batch.shape)
+        self.inputs.append(batch.copy())
+        self.weights.append(weights)
         self.run_options.append(run_options)
         self.started.set()
         while not self.gate.wait(0.01):
@@ -70,9 +75,15 @@ class Call:
     """One caller of the batcher on its own thread."""
 
     def __init__(
-        self, batcher: MicroBatcher, model: Any, image: np.ndarray, caller: Caller | None = None
+        self,
+        batcher: MicroBatcher,
+        model: Any,
+        image: np.ndarray,
+        caller: Caller | None = None,
+        weights: np.ndarray | None = None,
     ) -> None:
         self.image = image
+        self.weights = weights
         self.caller = caller or Caller()
         self.result: pipeline.Inferred | None = None
         self.error: BaseException | None = None
@@ -81,7 +92,7 @@ class Call:
 
     def _run(self, batcher: MicroBatcher, model: Any) -> None:
         try:
-            self.result = batcher.infer(model, self.image, self.caller)
+            self.result = batcher.infer(model, self.image, self.caller, self.weights)
         except BaseException as exc:
             self.error = exc
 
@@ -120,6 +131,22 @@ def test_same_shape_calls_share_one_run_and_each_gets_its_own_image():
         assert np.array_equal(call.result.image, 255 - call.image)  # its own, as run alone
     assert len({call.result.image.tobytes() for call in calls if call.result}) == 4
     assert batcher.waiting == batcher.running == 0
+
+
+def test_images_of_a_multistyle_model_batch_with_their_own_style_weights():
+    batcher, model = make_batcher(max_batch=4), FakeModel()
+    model.style_names = ["a", "b"]
+    rows = [np.array([1.0, 0.0], np.float32), np.array([0.3, 0.7], np.float32), None]
+    images = [image(seed) for seed in range(3)]
+    pairs = list(zip(images, rows, strict=True))
+    calls = gathered(batcher, lambda: [Call(batcher, model, i, weights=w) for i, w in pairs], 3)
+    assert model.batches == [(3, 12, 16, 3)]
+    (batch,), (weights,) = model.inputs, model.weights
+    expected = {im.tobytes(): w for im, w in zip(images, rows, strict=True)}
+    for row, picture in zip(weights, batch, strict=True):
+        wanted = expected[picture.tobytes()]
+        np.testing.assert_array_equal(row, [1.0, 0.0] if wanted is None else wanted)
+    assert all(c.error is None for c in calls)
 
 
 def test_different_shapes_and_models_never_share_a_batch():

@@ -235,11 +235,12 @@ def test_deadline_during_a_long_inference_stops_it(start_server, monkeypatch):
     # run_options.terminate), so the deadline surely falls inside it on any machine.
     real_run = StyleModel.run
 
-    def long_run(self, batch, run_options):
+    def long_run(self, batch, run_options, style_weights=None):
         stop_at = time.monotonic() + 30
         while not run_options.terminate and time.monotonic() < stop_at:
             time.sleep(0.01)
-        return real_run(self, batch, run_options)  # terminated: onnxruntime refuses to run
+        # terminated: onnxruntime refuses to run
+        return real_run(self, batch, run_options, style_weights)
 
     server = start_server()
     metrics = server.metrics

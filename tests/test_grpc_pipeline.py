@@ -35,7 +35,7 @@ class Recorder:
     def __init__(self) -> None:
         self.calls: list[tuple[object, tuple[int, ...]]] = []
 
-    def __call__(self, model: object, content: np.ndarray) -> Inferred:
+    def __call__(self, model: object, content: np.ndarray, weights: object = None) -> Inferred:
         self.calls.append((model, content.shape))
         return Inferred(255 - content, queue_s=0.5, inference_s=0.25)
 

@@ -42,12 +42,12 @@ class Identity:
     def __init__(self) -> None:
         self.seen: list[np.ndarray] = []
 
-    def __call__(self, model: object, content: np.ndarray) -> Inferred:
+    def __call__(self, model: object, content: np.ndarray, weights: object = None) -> Inferred:
         self.seen.append(content)
         return Inferred(content)
 
 
-def invert(model: object, content: np.ndarray) -> Inferred:
+def invert(model: object, content: np.ndarray, weights: object = None) -> Inferred:
     return Inferred(255 - content)
 
 

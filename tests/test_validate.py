@@ -421,7 +421,7 @@ def test_style_resolution_order_and_checksum(style_images: list[Path], tmp_path:
     sha = hashlib.sha256(trained.read_bytes()).hexdigest()
     card = SimpleNamespace(
         name="m", style_image=trained.name, style_sha256=sha,
-        train_config={"style_image": str(trained)},
+        train_config={"style_image": str(trained)}, styles=[],
     )  # fmt: skip
     model_dir = tmp_path / "m"
     model_dir.mkdir()

@@ -16,6 +16,7 @@ from .module import StyleTransferModule, network_state
 from .run_folder import (
     HPARAM_CONFIG,
     HPARAM_STYLE_SHA256,
+    HPARAM_STYLES_SHA256,
     HPARAM_VGG_WEIGHTS,
     RunFolder,
     RunRecord,
@@ -24,7 +25,7 @@ from .run_folder import (
 
 class SampleImages(L.Callback):
     """Every ``every`` steps, stylise fixed content images; log them to TensorBoard and save a
-    PNG grid (content row above stylised row) under ``out/samples``."""
+    PNG grid (content row above a stylised row per style) under ``out/samples``."""
 
     def __init__(self, content: torch.Tensor, out: Path, every: int) -> None:
         self.content = content
@@ -38,10 +39,20 @@ class SampleImages(L.Callback):
             return
         was_training = pl_module.training
         pl_module.eval()
+        assert isinstance(pl_module, StyleTransferModule)
+        content = self.content.to(pl_module.device)
+        styles = pl_module.cfg.network.styles
         with torch.no_grad():
-            styled = pl_module(self.content.to(pl_module.device)).float().cpu()
+            if styles == 1:
+                rows = [pl_module(content).float().cpu()]
+            else:  # one row per style
+                eye = torch.eye(styles, device=pl_module.device)
+                rows = [
+                    pl_module(content, eye[s].expand(len(content), -1)).float().cpu()
+                    for s in range(styles)
+                ]
         pl_module.train(was_training)
-        grid = make_grid(torch.cat([self.content, styled]), nrow=len(self.content), padding=2)
+        grid = make_grid(torch.cat([self.content, *rows]), nrow=len(self.content), padding=2)
         save_image(grid, self.out / f"step_{step:06d}.png")
         if isinstance(trainer.logger, TensorBoardLogger):
             trainer.logger.experiment.add_image("samples", grid, global_step=step)
@@ -67,6 +78,7 @@ class RunArtifacts(L.Callback):
             style_sha256=pl_module.hparams[HPARAM_STYLE_SHA256],
             run=self.run_options,
             commands=list(self.commands),
+            styles_sha256=list(pl_module.hparams.get(HPARAM_STYLES_SHA256) or []),
         )
 
     @rank_zero_only

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stylecast.errors import StylecastError
-from stylecast.serving.model_card import style_file
+from stylecast.serving.model_card import style_files
 
 from .config import LossConfig, loss_from_dict
 from .vgg_weights import VggWeights
@@ -67,25 +67,30 @@ def card_vgg_spec(card: Any, override: str | None) -> str:
     )
 
 
-def resolve_style(card: Any, override: str | None, model_dir: Path) -> tuple[Path, str, bool]:
-    """Find the model's style image: --style, else the copy kept in the model folder, else the
-    path it was trained from (older model folders have no copy).
+def resolve_style(
+    card: Any, override: str | None, model_dir: Path, index: int = 0
+) -> tuple[Path, str, bool]:
+    """Find the model's style image (style ``index`` of a multi-style model): --style, else
+    the copy kept in the model folder, else the path it was trained from (older model folders
+    have no copy).
 
     Returns (path, its SHA-256, whether it matches the card). Raises if none exists.
     """
+    expected = card.styles[index].sha256 if card.styles else card.style_sha256
     if override:
         candidates = [Path(override)]
         if not candidates[0].is_file():
             raise StylecastError(f"style image not found: {override}")
     else:
-        trained = (
-            card.train_config.get("style_image") if isinstance(card.train_config, dict) else ""
-        )
-        candidates = [style_file(model_dir, card), *([Path(trained)] if trained else [])]
+        trained = _trained_styles(card)
+        candidates = [
+            style_files(model_dir, card)[index],
+            *([Path(trained[index])] if index < len(trained) else []),
+        ]
     for path in candidates:
         if path.is_file():
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            matches = not card.style_sha256 or digest == card.style_sha256
+            matches = not expected or digest == expected
             if not matches:
                 log.warning(
                     "style image %s differs from the one model %s was trained on (SHA-256 %s…, "
@@ -93,7 +98,7 @@ def resolve_style(card: Any, override: str | None, model_dir: Path) -> tuple[Pat
                     path,
                     card.name,
                     digest[:12],
-                    card.style_sha256[:12],
+                    expected[:12],
                 )
             return path, digest, matches
     looked = ", ".join(str(p) for p in candidates) or "nowhere"
@@ -101,6 +106,14 @@ def resolve_style(card: Any, override: str | None, model_dir: Path) -> tuple[Pat
         f"style image {card.style_image!r} of model {card.name!r} not found (looked at {looked}); "
         "pass --style PATH"
     )
+
+
+def _trained_styles(card: Any) -> list[str]:
+    """The style image paths the card's training config names, in order."""
+    config = card.train_config if isinstance(card.train_config, dict) else {}
+    first = config.get("style_image")
+    extra = config.get("extra_styles") or []
+    return [str(p) for p in ([first] if first else []) + list(extra)]
 
 
 def load_style_model(models_dir: str | Path, name: str) -> StyleModel:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from stylecast.errors import StylecastError
@@ -38,6 +39,7 @@ class NetworkConfig:
     width: int = 32
     residual_blocks: int = 5
     architecture: str = "johnson"
+    styles: int = 1  # > 1: per-style instance-norm scale and shift (network module doc)
 
     @classmethod
     def preset(cls, name: str) -> NetworkConfig:
@@ -55,6 +57,8 @@ class NetworkConfig:
                 f"network width must be > 0 and residual blocks >= 0 "
                 f"(got width={self.width}, residual_blocks={self.residual_blocks})"
             )
+        if self.styles < 1:
+            raise StylecastError(f"a network needs at least one style (got {self.styles})")
         if self.architecture not in ARCHITECTURES:
             raise StylecastError(
                 f"unknown network architecture {self.architecture!r}; "
@@ -121,7 +125,13 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything `stylecast train` needs besides devices, precision and logging cadence."""
+    """Everything `stylecast train` needs besides devices, precision and logging cadence.
+
+    Several styles: ``style_image`` is the first, ``extra_styles`` the others, in order; the
+    network gets one instance-norm scale and shift per style (``network.styles`` is set to
+    their number). Adding styles to a trained network: ``base_weights`` names the run or
+    checkpoint it starts from, whose first ``frozen_styles`` styles (and all shared weights)
+    stay as they are; only the later styles' scales and shifts train."""
 
     style_image: str
     content_dirs: tuple[str, ...]  # one or more folders of content images (recursive)
@@ -144,8 +154,31 @@ class TrainConfig:
     # student is pulled toward, by ``teacher_weight`` × mean squared pixel difference.
     teacher: str | None = None
     teacher_weight: float = 10.0
+    extra_styles: tuple[str, ...] = ()
+    frozen_styles: int = 0
+    base_weights: str | None = None
+
+    @property
+    def styles(self) -> tuple[str, ...]:
+        """Every style image, in order (the network's style indices)."""
+        return (self.style_image, *self.extra_styles)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "extra_styles", tuple(self.extra_styles))
+        if self.network.styles != len(self.styles):
+            object.__setattr__(
+                self, "network", dataclasses.replace(self.network, styles=len(self.styles))
+            )
+        if len(self.styles) > 1:
+            check_style_names(self.styles)
+        if not 0 <= self.frozen_styles < len(self.styles):
+            raise StylecastError(
+                f"frozen styles must be in [0, {len(self.styles)}) (got {self.frozen_styles})"
+            )
+        if (self.frozen_styles > 0) != (self.base_weights is not None):
+            raise StylecastError("frozen styles need the base weights they come from")
+        if self.teacher is not None and len(self.styles) > 1:
+            raise StylecastError("distillation (--teacher) trains one style at a time")
         if isinstance(self.content_dirs, str):  # one folder given as a plain string
             object.__setattr__(self, "content_dirs", (self.content_dirs,))
         object.__setattr__(self, "content_dirs", tuple(self.content_dirs))
@@ -165,15 +198,51 @@ class TrainConfig:
             raise StylecastError(f"teacher weight must be >= 0 (got {self.teacher_weight})")
 
 
+def style_name(path: str | Path) -> str:
+    """A style's name: its image's file name without the extension."""
+    return Path(path).stem
+
+
+def check_style_names(paths: tuple[str, ...]) -> None:
+    """Styles are addressed by name (``starry_night``; ``a:0.7,b:0.3`` mixes), so names must
+    be distinct, and made of letters, digits, '-', '_' and '.'."""
+    seen: dict[str, str] = {}
+    for path in paths:
+        name = style_name(path)
+        if not name or not all(c.isalnum() or c in "-_." for c in name):
+            raise StylecastError(
+                f"style image {path}: its name {name!r} must be letters, digits, '-', '_' or '.'"
+            )
+        if name in seen:
+            raise StylecastError(
+                f"style images {seen[name]} and {path} share the name {name!r}; rename one"
+            )
+        seen[name] = path
+
+
 def require_positive(label: str, value: int | float) -> None:
     """Raise a user-facing error unless ``value`` > 0."""
     if value <= 0:
         raise StylecastError(f"{label} must be > 0 (got {value})")
 
 
+# Fields a single-style config leaves out of its dict, so its records, checkpoints and model
+# cards read exactly as before several styles existed.
+_SINGLE_STYLE_DEFAULTS: dict[str, Any] = {"extra_styles": (), "frozen_styles": 0,
+                                          "base_weights": None}  # fmt: skip
+
+
 def to_dict(config: Any) -> dict[str, Any]:
-    """A JSON-ready dict of a (nested) config dataclass."""
-    return dataclasses.asdict(config)
+    """A JSON-ready dict of a (nested) config dataclass (single-style settings left out)."""
+    data = dataclasses.asdict(config)
+    network = data if isinstance(config, NetworkConfig) else data.get("network")
+    if isinstance(network, dict) and network.get("styles") == 1:
+        del network["styles"]
+    if isinstance(config, TrainConfig):
+        for key, default in _SINGLE_STYLE_DEFAULTS.items():
+            if data[key] == default:
+                del data[key]
+    return data
 
 
 def network_from_dict(data: dict[str, Any]) -> NetworkConfig:
@@ -190,4 +259,5 @@ def train_from_dict(data: dict[str, Any]) -> TrainConfig:
         data["content_dirs"] = (data.pop("content_dir"),)
     data["network"] = network_from_dict(data.get("network", {}))
     data["loss"] = loss_from_dict(data.get("loss", {}))
+    data["extra_styles"] = tuple(data.get("extra_styles", ()))
     return TrainConfig(**data)

@@ -3,17 +3,21 @@
 The graph is self-contained for clients: uint8 RGB [N, H, W, 3] in, uint8 RGB out, with
 scaling, layout change, clamping and rounding inside; N, H and W are dynamic. Every export
 is checked with onnx.checker and parity-tested against PyTorch before it is published.
+
+A multi-style network (``NetworkConfig.styles`` > 1) exports with a second input,
+``style_weights`` float32 [N, S]: the mix of styles per image, blended inside the graph by
+mixing the instance norms' scales and shifts; its card lists the styles in order.
 """
 
 from __future__ import annotations
 
-import base64
 import errno
 import hashlib
 import logging
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,10 +35,10 @@ from stylecast.serving.model_card import (
     MIN_SIDE,
     MODEL_FILE,
     OUTPUT_NAME,
+    STYLE_WEIGHTS_NAME,
     ModelCard,
     VersionInfo,
     read_card,
-    style_file,
     version_numbers,
     write_card,
     write_version_info,
@@ -42,7 +46,7 @@ from stylecast.serving.model_card import (
 from stylecast.serving.triton import write_triton_config
 
 from .config import network_from_dict
-from .images import load_image
+from .export_card import copy_styles, model_card, style_paths
 from .network import build_network
 from .quantize import (
     CalibrationSplit,
@@ -53,28 +57,46 @@ from .quantize import (
 )
 from .run_folder import RunRecord, read_trained
 from .vgg import pink_noise
-from .vgg_weights import VggWeights
 
 log = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 20
 PARITY_SIZES = ((64, 64), (257, 383), (131, 97))
 MAX_BAD_FRACTION = {"fp32": 1e-3, "fp16": 2e-2}  # share of values off by more than 1 level
-THUMBNAIL_SIDE = 96
 
 
 class UInt8Graph(nn.Module):
-    """uint8 NHWC RGB in, uint8 NHWC RGB out, around a float NCHW [0, 1] network."""
+    """uint8 NHWC RGB in, uint8 NHWC RGB out, around a float NCHW [0, 1] network; a
+    multi-style network also takes ``style_weights`` [N, S] (float32)."""
 
     def __init__(self, network: nn.Module, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         self.network = network
         self.dtype = dtype
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, image: torch.Tensor, style_weights: torch.Tensor | None = None
+    ) -> torch.Tensor:
         x = image.permute(0, 3, 1, 2).to(self.dtype) / 255.0
-        y = self.network(x) * 255.0
+        if style_weights is None:
+            y = self.network(x) * 255.0
+        else:
+            y = self.network(x, style_weights.to(self.dtype)) * 255.0
         return y.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+
+
+def style_count(network: nn.Module) -> int:
+    """How many styles ``network`` holds (its NetworkConfig's ``styles``)."""
+    return int(getattr(getattr(network, "config", None), "styles", 1))
+
+
+def parity_weights(styles: int, index: int) -> np.ndarray:
+    """The style mix of the ``index``-th parity image: each style alone in turn, then an
+    uneven blend of all of them; float32 [1, S]."""
+    if index < styles and index < len(PARITY_SIZES) - 1:
+        return np.eye(styles, dtype=np.float32)[index : index + 1]
+    weights = np.arange(1, styles + 1, dtype=np.float32)
+    return (weights / weights.sum())[None]
 
 
 @dataclass
@@ -117,19 +139,29 @@ def export_onnx(
     dtype = torch.float16 if fp16 else torch.float32
     graph = UInt8Graph(network.to(dtype).eval(), dtype).eval()
     example = torch.zeros(1, 64, 64, 3, dtype=torch.uint8)
+    batch = torch.export.Dim("batch", max=64)
     dims = {
-        0: torch.export.Dim("batch", max=64),
+        0: batch,
         1: torch.export.Dim("height", min=MIN_SIDE, max=MAX_SIDE),
         2: torch.export.Dim("width", min=MIN_SIDE, max=MAX_SIDE),
     }
-    with torch.no_grad():
+    styles = style_count(network)
+    args: tuple[torch.Tensor, ...] = (example,)
+    names, shapes = [INPUT_NAME], {"image": dims}
+    if styles > 1:  # the mix: one row of S weights per image, batched with the images
+        args = (example, torch.full((1, styles), 1.0 / styles))
+        names.append(STYLE_WEIGHTS_NAME)
+        shapes["style_weights"] = {0: batch}
+    with torch.no_grad(), warnings.catch_warnings():
+        # Both inputs share the batch dimension; the exporter says it names it once.
+        warnings.filterwarnings("ignore", message=".*shares the same shape constraints")
         program = torch.onnx.export(
             graph,
-            (example,),
+            args,
             dynamo=True,
-            input_names=[INPUT_NAME],
+            input_names=names,
             output_names=[OUTPUT_NAME],
-            dynamic_shapes={"image": dims},
+            dynamic_shapes=shapes,
             opset_version=opset,
             optimize=True,
             verbose=False,
@@ -151,15 +183,21 @@ def parity_check(network: nn.Module, model_path: Path, fp16: bool) -> dict[str, 
 
     session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
     reference = UInt8Graph(network.float().eval())
+    styles = style_count(network)
     generator = torch.Generator().manual_seed(0)
     worst_fraction, worst_max, per_size = 0.0, 0, {}
-    for h, w in PARITY_SIZES:
+    for index, (h, w) in enumerate(PARITY_SIZES):
         side = max(h, w)
         image = (pink_noise(1, side, generator)[:, :, :h, :w] * 255).round().to(torch.uint8)
         nhwc = image.permute(0, 2, 3, 1).contiguous()
+        feeds = {INPUT_NAME: nhwc.numpy()}
+        mix = None
+        if styles > 1:
+            feeds[STYLE_WEIGHTS_NAME] = parity_weights(styles, index)
+            mix = torch.from_numpy(feeds[STYLE_WEIGHTS_NAME])
         with torch.no_grad():
-            expected = reference(nhwc).numpy().astype(np.int16)
-        actual = session.run(None, {INPUT_NAME: nhwc.numpy()})[0].astype(np.int16)
+            expected = reference(nhwc, mix).numpy().astype(np.int16)
+        actual = session.run(None, feeds)[0].astype(np.int16)
         if actual.shape != expected.shape:
             raise StylecastError(f"ONNX output shape {actual.shape} != PyTorch {expected.shape}")
         diff = np.abs(actual - expected)
@@ -175,17 +213,6 @@ def parity_check(network: nn.Module, model_path: Path, fp16: bool) -> dict[str, 
         "threshold": MAX_BAD_FRACTION[precision],
         "passed": worst_fraction <= MAX_BAD_FRACTION[precision],
     }
-
-
-def _thumbnail(style_path: Path) -> str:
-    if not style_path.is_file():
-        log.warning("style image %s not found; the model card will have no thumbnail", style_path)
-        return ""
-    from torchvision.io import encode_jpeg
-
-    image = load_image(style_path, THUMBNAIL_SIDE)
-    data = encode_jpeg((image * 255).round().to(torch.uint8), quality=85).numpy().tobytes()
-    return "data:image/jpeg;base64," + base64.b64encode(data).decode()
 
 
 def _next_version(model_dir: Path) -> int:
@@ -232,7 +259,8 @@ def export_model(
     command: str = "",
     calibration_dir: str | Path | None = None,
 ) -> ExportResult:
-    """Export a run or checkpoint as the next version of ``models_dir/name``.
+    """Export a run or checkpoint as the next version of ``models_dir/name`` (its card:
+    training.export_card).
 
     ``calibration_dir`` given: the version is int8 (training.quantize), calibrated on most of
     its images and checked against the fp32 export on the rest.
@@ -246,6 +274,8 @@ def export_model(
         raise StylecastError("choose one precision: fp16 or int8, not both")
     split = split_calibration_dir(calibration_dir) if calibration_dir is not None else None
     trained = load_trained(source)
+    if split is not None and style_count(trained.network) > 1:
+        raise StylecastError("int8 export of a multi-style model is not supported yet")
     models_root = Path(models_dir)
     models_root.mkdir(parents=True, exist_ok=True)
     model_dir = models_root / name
@@ -256,11 +286,11 @@ def export_model(
         staged_version.mkdir()
         parity = _write_version(trained.network, staged_version, fp16, opset, command, split)
         previous = _previous_card(model_dir)
-        card = _card(
+        card = model_card(
             name, trained.record, description or (previous.description if previous else "")
         )
-        style_source = Path(trained.record.train["style_image"])
-        version = _publish(models_root, model_dir, staging, staged_version, card, style_source)
+        sources = [Path(p) for p in style_paths(trained.record)]
+        version = _publish(models_root, model_dir, staging, staged_version, card, sources)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     published = read_card(model_dir)
@@ -315,30 +345,13 @@ def _write_version(
     return parity
 
 
-def _card(name: str, record: RunRecord, description: str) -> ModelCard:
-    style_path = Path(record.train["style_image"])
-    return ModelCard(
-        name=name,
-        style_image=style_path.name,
-        style_sha256=record.style_sha256,
-        style_thumbnail=_thumbnail(style_path),
-        vgg_weights=record.vgg_weights,
-        train_config=record.train,
-        final_losses=record.final_losses,
-        train_command=record.command,
-        exporter=f"torch {torch.__version__} torch.onnx.export(dynamo=True)",
-        testing_only=VggWeights.parse(record.vgg_weights).testing_only,
-        description=description,
-    )
-
-
 def _publish(
     models_root: Path,
     model_dir: Path,
     staging: Path,
     staged_version: Path,
     card: ModelCard,
-    style_source: Path,
+    style_sources: list[Path],
 ) -> int:
     """Publish a staged version; returns its number. A new model appears whole (card,
     Triton config and version 1 in one rename); an existing one gets the next version
@@ -346,8 +359,8 @@ def _publish(
     if not model_dir.exists():
         os.rename(staged_version, staging / "1")
         write_card(staging, card)
-        write_triton_config(staging, card.name)
-        _copy_style(style_source, staging, card)
+        write_triton_config(staging, card.name, styles=max(1, len(card.styles)))
+        copy_styles(style_sources, staging, card)
         try:
             os.rename(staging, model_dir)
             return 1
@@ -357,16 +370,6 @@ def _publish(
             staged_version = staging / "1"
     version = _publish_version(model_dir, staged_version)
     write_card(model_dir, card)
-    write_triton_config(model_dir, card.name)
-    _copy_style(style_source, model_dir, card)
+    write_triton_config(model_dir, card.name, styles=max(1, len(card.styles)))
+    copy_styles(style_sources, model_dir, card)
     return version
-
-
-def _copy_style(source: Path, model_dir: Path, card: ModelCard) -> None:
-    """Keep the style image with the model (validation reads it from there)."""
-    if not source.is_file():
-        return  # already warned about by the thumbnail
-    target = style_file(model_dir, card)
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, target)

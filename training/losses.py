@@ -30,10 +30,16 @@ def total_variation(image: torch.Tensor) -> torch.Tensor:
 class PerceptualLoss(nn.Module):
     """Weighted content + style + TV loss under a frozen VGG loss network.
 
-    The style image's Gram matrices are computed once (``set_style``) and kept as buffers.
+    The style images' Gram matrices are computed once (``set_style``) and kept as buffers
+    ``gram_<layer>`` [S, C, C], one row per style (S = 1: one style image).
     """
 
-    def __init__(self, network: LossNetwork, config: LossConfig, style: torch.Tensor) -> None:
+    def __init__(
+        self,
+        network: LossNetwork,
+        config: LossConfig,
+        style: torch.Tensor | list[torch.Tensor],
+    ) -> None:
         super().__init__()
         self.network = network
         self.config = config
@@ -41,12 +47,23 @@ class PerceptualLoss(nn.Module):
         self.set_style(style)
 
     @torch.no_grad()
-    def set_style(self, style: torch.Tensor) -> None:
-        """Encode the style image ([3, H, W] or [1, 3, H, W], in [0, 1]) and cache its Grams."""
-        style = style.unsqueeze(0) if style.dim() == 3 else style
-        features = self.network(style.to(self.network.mean.device))
-        for name in self.config.style_layers:
-            self.register_buffer(f"gram_{name}", gram_matrix(features[name].float()))
+    def set_style(self, style: torch.Tensor | list[torch.Tensor]) -> None:
+        """Encode the style image ([3, H, W] or [1, 3, H, W], in [0, 1]), or each of a list of
+        them (any sizes), and cache their Grams."""
+        images = style if isinstance(style, list) else [style]
+        grams: dict[str, list[torch.Tensor]] = {name: [] for name in self.config.style_layers}
+        for image in images:
+            image = image.unsqueeze(0) if image.dim() == 3 else image
+            features = self.network(image.to(self.network.mean.device))
+            for name in self.config.style_layers:
+                grams[name].append(gram_matrix(features[name].float()))
+        for name, rows in grams.items():
+            self.register_buffer(f"gram_{name}", torch.cat(rows))
+
+    def _style_targets(self, name: str, count: int, styles: torch.Tensor | None) -> torch.Tensor:
+        """[count, C, C] Gram targets: row ``styles[i]`` for image i (None: the first)."""
+        grams = getattr(self, f"gram_{name}")
+        return grams[:1].expand(count, -1, -1) if styles is None else grams[styles]
 
     def content_targets(self, content: torch.Tensor) -> dict[str, torch.Tensor]:
         """Content-layer activations of ``content`` (no gradient), reusable across steps."""
@@ -54,8 +71,14 @@ class PerceptualLoss(nn.Module):
             features = self.network(content)
         return {name: features[name].detach() for name in self.config.content_layers}
 
-    def forward(self, output: torch.Tensor, content_targets: dict[str, torch.Tensor]) -> LossTerms:
-        """Loss terms of ``output`` against cached content targets and the style Grams."""
+    def forward(
+        self,
+        output: torch.Tensor,
+        content_targets: dict[str, torch.Tensor],
+        styles: torch.Tensor | None = None,
+    ) -> LossTerms:
+        """Loss terms of ``output`` against cached content targets and the style Grams
+        (``styles`` [N]: each image's style index; None: the first style for all)."""
         cfg = self.config
         features = self.network(output)
         with torch.autocast(device_type=output.device.type, enabled=False):
@@ -72,7 +95,7 @@ class PerceptualLoss(nn.Module):
                     weight
                     * F.mse_loss(
                         gram_matrix(features[name].float()),
-                        getattr(self, f"gram_{name}").expand(output.shape[0], -1, -1),
+                        self._style_targets(name, output.shape[0], styles),
                     )
                     for name, weight in self.style_weights.items()
                 ),

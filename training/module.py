@@ -1,5 +1,12 @@
 """The LightningModule: the transform network, the perceptual loss and the optimiser.
-Lightning's Trainer owns the loop, devices, precision, checkpoints and logging."""
+Lightning's Trainer owns the loop, devices, precision, checkpoints and logging.
+
+Several styles: each training image gets a style drawn at random (one per sample, so every
+batch sees several styles against their own Gram targets, computed once); validation
+cycles through them. Adding styles (``TrainConfig.frozen_styles``): the network starts from
+``base_weights`` and only the new styles' instance-norm rows train; the shared weights are
+not given to the optimiser and the old rows' gradients are zeroed, so the old styles stay
+bit for bit as they were."""
 
 from __future__ import annotations
 
@@ -13,51 +20,79 @@ import torch.nn.functional as F
 
 from stylecast.errors import StylecastError
 
-from .config import train_from_dict
+from .config import TrainConfig, train_from_dict
 from .images import load_image
 from .losses import PerceptualLoss
-from .network import build_network
-from .run_folder import HPARAM_CONFIG, HPARAM_STYLE_SHA256, HPARAM_VGG_WEIGHTS
+from .network import build_network, grow_styles, style_norms
+from .run_folder import (
+    HPARAM_CONFIG,
+    HPARAM_STYLE_SHA256,
+    HPARAM_STYLES_SHA256,
+    HPARAM_VGG_WEIGHTS,
+    read_trained,
+)
 from .teacher import load_teacher
 from .vgg import load_loss_network
 
 
 class StyleTransferModule(L.LightningModule):
-    """Trains a transform network for one style image; hyper-parameters: the TrainConfig dict."""
+    """Trains a transform network for one or several style images; hyper-parameters: the
+    TrainConfig dict."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
         cfg = train_from_dict(config)
-        style_path = Path(cfg.style_image)
-        if not style_path.is_file():
-            raise StylecastError(f"style image not found: {style_path}")
-        style = load_image(style_path, cfg.style_size or cfg.image_size)
+        paths = [Path(p) for p in cfg.styles]
+        for path in paths:
+            if not path.is_file():
+                raise StylecastError(f"style image not found: {path}")
+        styles = [load_image(p, cfg.style_size or cfg.image_size) for p in paths]
         loss_network = load_loss_network(
             cfg.vgg_weights, (*cfg.loss.content_layers, *cfg.loss.style_layers)
         )
-        self.save_hyperparameters(
-            {
-                HPARAM_CONFIG: config,
-                HPARAM_VGG_WEIGHTS: loss_network.weights_id,
-                HPARAM_STYLE_SHA256: hashlib.sha256(style_path.read_bytes()).hexdigest(),
-            }
-        )
+        digests = [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
+        hparams = {
+            HPARAM_CONFIG: config,
+            HPARAM_VGG_WEIGHTS: loss_network.weights_id,
+            HPARAM_STYLE_SHA256: digests[0],
+        }
+        if len(digests) > 1:
+            hparams[HPARAM_STYLES_SHA256] = digests
+        self.save_hyperparameters(hparams)
         self.cfg = cfg
         # Checkpoint keys of this attribute are run_folder.NETWORK_PREFIX ("network.").
         self.network = build_network(cfg.network)
-        self.criterion = PerceptualLoss(loss_network, cfg.loss, style)
+        if cfg.base_weights is not None:
+            self.network.load_state_dict(base_state(cfg, self.network))
+        self.criterion = PerceptualLoss(loss_network, cfg.loss, styles)
         # Frozen, and like the criterion rebuilt from the config rather than checkpointed.
         self.teacher = load_teacher(cfg.teacher) if cfg.teacher else None
         # The frozen VGG and the style Grams are rebuilt from the config, never checkpointed.
         self.strict_loading = False
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.network(x)
+    def forward(self, x: torch.Tensor, style_weights: torch.Tensor | None = None) -> torch.Tensor:
+        return self.network(x, style_weights)
 
-    def _terms(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _styles(self, count: int, offset: int | None) -> torch.Tensor | None:
+        """Style indices for ``count`` images: drawn at random among the trained styles
+        (``offset`` None), or cycling through them from ``offset``; None for one style."""
+        first, total = self.cfg.frozen_styles, self.cfg.network.styles
+        if total == 1:
+            return None
+        if offset is None:
+            return torch.randint(first, total, (count,), device=self.device)
+        cycle = (torch.arange(count, device=self.device) + offset) % (total - first)
+        return cycle + first
+
+    def _terms(self, batch: torch.Tensor, offset: int | None = None) -> dict[str, torch.Tensor]:
         """The perceptual loss terms, plus ``distill`` (already in ``total``) with a teacher."""
-        output = self.network(batch)
-        terms = self.criterion(output, self.criterion.content_targets(batch))
+        styles = self._styles(batch.shape[0], offset)
+        if styles is None:
+            output = self.network(batch)
+        else:
+            mix = F.one_hot(styles, self.cfg.network.styles).to(batch.dtype)
+            output = self.network(batch, mix)
+        terms = self.criterion(output, self.criterion.content_targets(batch), styles)
         if self.teacher is not None:
             target = self.teacher(batch)
             terms["distill"] = F.mse_loss(output.float(), target.float())
@@ -78,7 +113,7 @@ class StyleTransferModule(L.LightningModule):
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         """Loss terms on held-aside images (averaged over the validation set by Lightning)."""
-        self._log_terms("val", self._terms(batch))
+        self._log_terms("val", self._terms(batch, offset=batch_idx * batch.shape[0]))
 
     def on_train_start(self) -> None:
         # Every rank starts from the same seed (same initial weights); from here on each rank
@@ -86,7 +121,7 @@ class StyleTransferModule(L.LightningModule):
         torch.manual_seed(self.cfg.seed + 7919 * self.global_rank)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.network.parameters(), lr=self.cfg.lr)
+        return torch.optim.Adam(trainable_parameters(self.network, self.cfg), lr=self.cfg.lr)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint["state_dict"]
@@ -97,3 +132,41 @@ class StyleTransferModule(L.LightningModule):
 def network_state(module: StyleTransferModule) -> dict[str, torch.Tensor]:
     """The transform network's weights alone, on the CPU."""
     return {k: v.detach().cpu() for k, v in module.network.state_dict().items()}
+
+
+def base_state(cfg: TrainConfig, network: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The weights of ``cfg.base_weights`` (its first ``cfg.frozen_styles`` styles), grown to
+    ``network``'s styles; StylecastError when they do not fit."""
+    assert cfg.base_weights is not None
+    base = read_trained(cfg.base_weights)
+    base_styles = len(base.record.style_digests)
+    if base_styles != cfg.frozen_styles:
+        raise StylecastError(
+            f"{cfg.base_weights} holds {base_styles} style(s), the config keeps {cfg.frozen_styles}"
+        )
+    try:
+        return grow_styles(base.state, network)
+    except (KeyError, RuntimeError) as exc:
+        raise StylecastError(
+            f"weights in {cfg.base_weights} do not fit the network: {exc}"
+        ) from None
+
+
+def trainable_parameters(network: torch.nn.Module, cfg: TrainConfig) -> list[torch.nn.Parameter]:
+    """What the optimiser trains: everything, or, when styles are being added, the
+    instance-norm rows of the new styles alone (the rest is frozen: no gradient reaches
+    the shared weights, and the old styles' rows get a zero gradient, so Adam leaves them
+    bit-identical)."""
+    if cfg.frozen_styles == 0:
+        return list(network.parameters())
+    for param in network.parameters():
+        param.requires_grad_(False)
+    keep = torch.ones(cfg.network.styles, 1)
+    keep[: cfg.frozen_styles] = 0
+    trained = []
+    for norm in style_norms(network):
+        for param in (norm.weight, norm.bias):
+            param.requires_grad_(True)
+            param.register_hook(lambda grad: grad * keep.to(grad.device, grad.dtype))
+            trained.append(param)
+    return trained

@@ -35,6 +35,7 @@ MODELS = "models"
 HPARAM_CONFIG = "config"
 HPARAM_VGG_WEIGHTS = "vgg_weights_id"
 HPARAM_STYLE_SHA256 = "style_sha256"
+HPARAM_STYLES_SHA256 = "styles_sha256"  # every style's, in order (several styles only)
 NETWORK_PREFIX = "network."  # the transform network's keys in a checkpoint's state_dict
 
 
@@ -49,6 +50,12 @@ class RunRecord:
     commands: list[str] = field(default_factory=list)  # every command line, resumes included
     steps: int | None = None  # set when training ends
     final_losses: dict[str, float] = field(default_factory=dict)
+    styles_sha256: list[str] = field(default_factory=list)  # several styles: each, in order
+
+    @property
+    def style_digests(self) -> list[str]:
+        """Every style image's SHA-256, in order (one for a single-style run)."""
+        return list(self.styles_sha256) or [self.style_sha256]
 
     @property
     def command(self) -> str:
@@ -71,6 +78,7 @@ class RunRecord:
                 commands=[str(c) for c in commands],
                 steps=data.get("steps"),
                 final_losses={k: float(v) for k, v in (data.get("final_losses") or {}).items()},
+                styles_sha256=[str(d) for d in data.get("styles_sha256") or []],
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise StylecastError(f"{source}: not a valid run record ({exc})") from None
@@ -165,6 +173,7 @@ def _read_checkpoint(path: Path) -> TrainedWeights:
             vgg_weights=hparams[HPARAM_VGG_WEIGHTS],
             style_sha256=hparams[HPARAM_STYLE_SHA256],
             steps=checkpoint.get("global_step"),
+            styles_sha256=list(hparams.get(HPARAM_STYLES_SHA256) or []),
         )
         state = {
             k.removeprefix(NETWORK_PREFIX): v

@@ -23,7 +23,7 @@ from stylecast.errors import Interrupted, StylecastError
 from stylecast.progress import show_progress
 
 from .callbacks import RunArtifacts, SampleImages
-from .config import TrainConfig, require_positive, to_dict
+from .config import TrainConfig, network_from_dict, require_positive, to_dict
 from .data import ContentImages, ValidationImages, file_digest, hold_out, scan_folders
 from .images import load_image
 from .module import StyleTransferModule
@@ -112,19 +112,32 @@ class RunOptions:
 RESUME_MUST_MATCH = ("network", "loss", "vgg_weights")
 
 
-def resume_mismatches(recorded: RunRecord, config: TrainConfig, style_sha256: str) -> list[str]:
+def resume_mismatches(
+    recorded: RunRecord, config: TrainConfig, style_sha256: str | list[str]
+) -> list[str]:
     """How ``config`` differs from the run a checkpoint recorded, in the terms that make
-    the result a different model (empty: compatible)."""
+    the result a different model (empty: compatible). ``style_sha256``: the style image's
+    digest, or every style's in order."""
+    digests = [style_sha256] if isinstance(style_sha256, str) else list(style_sha256)
     current = _as_json(to_dict(config))
     recorded_train = _as_json(recorded.train)
     problems = []
-    if recorded.style_sha256 != style_sha256:
+    before_digests = recorded.style_digests
+    if len(before_digests) != len(digests):
         problems.append(
-            f"style image (SHA-256 {recorded.style_sha256[:12]}… in the checkpoint, "
-            f"{style_sha256[:12]}… now)"
+            f"number of styles ({len(before_digests)} in the checkpoint, {len(digests)} now)"
+        )
+    elif before_digests != digests:
+        at = next(i for i, (a, b) in enumerate(zip(before_digests, digests, strict=True)) if a != b)
+        problems.append(
+            f"style image{f' {at + 1}' if len(digests) > 1 else ''} (SHA-256 "
+            f"{before_digests[at][:12]}… in the checkpoint, {digests[at][:12]}… now)"
         )
     for key in RESUME_MUST_MATCH:
         before, now = recorded_train.get(key), current[key]
+        if key == "network" and isinstance(before, dict):
+            # Records made before networks had a style count have none: one style.
+            before = _as_json(to_dict(network_from_dict(before)))
         if key == "vgg_weights" and isinstance(before, str):
             same = VggWeights.parse(before) == VggWeights.parse(now)
         else:
@@ -148,8 +161,8 @@ def check_resume(run: RunOptions, resume: str | None, config: TrainConfig) -> No
     if resume is None or run.allow_config_change:
         return
     path = Path(resume) if resume != "last" else max(run.folder.checkpoints(), key=_mtime)
-    style_sha = hashlib.sha256(Path(config.style_image).read_bytes()).hexdigest()
-    problems = resume_mismatches(read_trained(path).record, config, style_sha)
+    digests = [hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in config.styles]
+    problems = resume_mismatches(read_trained(path).record, config, digests)
     if problems:
         raise StylecastError(
             f"--resume {resume}: {path.name} was trained with a different "
@@ -287,8 +300,9 @@ def run_training(config: TrainConfig, run: RunOptions) -> TrainingOutcome:
     for pattern in QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
     resume = run.resume_path()
-    if not Path(config.style_image).is_file():
-        raise StylecastError(f"style image not found: {config.style_image}")
+    for style in config.styles:
+        if not Path(style).is_file():
+            raise StylecastError(f"style image not found: {style}")
     check_resume(run, resume, config)
     for folder in config.exclude_dirs:
         if not Path(folder).is_dir():

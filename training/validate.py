@@ -9,12 +9,17 @@ temporal stability of a video (``temporal``). The model's training settings come
 (``card_settings``). Figures are typed by ``stylecast.validation.summary``; the report is
 written by ``stylecast.validation.report``. This module computes and writes nothing but the
 cache.
+
+A multi-style model is validated one style at a time (``ValidateOptions.model_style``, by
+name; `stylecast validate` runs every style): the fast output is the network with that style
+alone, scored against the iterative optimum of that style's image.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +29,7 @@ from tqdm.auto import tqdm
 from stylecast import __version__
 from stylecast.errors import Interrupted, StylecastError
 from stylecast.progress import show_progress
+from stylecast.serving.styles import style_weights
 from stylecast.validation.results import Validation
 from stylecast.validation.summary import (
     Environment,
@@ -73,6 +79,7 @@ class ValidateOptions:
     video: str | None = None
     video_frames: int = 24
     progress: bool = True
+    model_style: str | None = None  # a multi-style model's style to score (None: its first)
 
     def __post_init__(self) -> None:
         require_positive("size", self.size)
@@ -107,8 +114,11 @@ def validate_model(
     card = model.card
     loss = card_loss(card, options.loss_overrides)
     vgg_spec = card_vgg_spec(card, options.vgg_weights)
+    weights = style_weights(model.style_names, options.model_style or "", model=card.name)
+    index = 0 if weights is None else int(weights.argmax())
+    stylise = partial(model.run, style_weights=weights)
     style_path, style_sha, style_matches = resolve_style(
-        card, options.style, model.path.parent.parent
+        card, options.style, model.path.parent.parent, index
     )
     device = pick_device(options.device)
     style_size, style_size_source = options.style_size, "--style-size"
@@ -136,7 +146,7 @@ def validate_model(
     if not lpips.available:
         notes.append(f"LPIPS not computed: {lpips.reason}.")
     validator = ImageValidator(
-        stylise=model.run,
+        stylise=stylise,
         criterion=criterion,
         iterate=iterate,
         cache=IterativeCache(options.cache_dir or Path(out) / "cache"),
@@ -153,7 +163,7 @@ def validate_model(
             bar.set_postfix_str(path.name)
             outcomes.append(validator.run(path, content_name(path, Path(content_dir or "."))))
         temporal = (
-            temporal_stability(frames, model.run, options.progress, str(options.video))
+            temporal_stability(frames, stylise, options.progress, str(options.video))
             if frames
             else None
         )
@@ -166,9 +176,9 @@ def validate_model(
     summary = ValidationSummary(
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         model=ModelInfo(
-            name=card.name,
+            name=card.name if weights is None else f"{card.name}/{card.styles[index].name}",
             version=model.version,
-            style_image=card.style_image,
+            style_image=card.styles[index].image if card.styles else card.style_image,
             style_path=str(style_path),
             style_sha256=style_sha,
             style_sha256_matches_card=style_matches,

@@ -57,3 +57,21 @@ def add_stylise_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strength", type=float, default=1.0, help="0 = content, 1 = full style")
     parser.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
     parser.add_argument("--max-side", type=int, default=0, help="downscale larger inputs (0: off)")
+    styles = parser.add_mutually_exclusive_group()
+    styles.add_argument(
+        "--style", default="", help="multi-style models: the style to apply, by name (default: "
+        "the model's first)",
+    )  # fmt: skip
+    styles.add_argument(
+        "--mix",
+        metavar="NAME:W,...",
+        default="",
+        help="multi-style models: blend styles, e.g. starry_night:0.7,great_wave:0.3",
+    )
+
+
+def style_mix(args: argparse.Namespace) -> dict[str, float]:
+    """The ``--mix`` argument as {name: weight} (empty when not given)."""
+    from ..serving.styles import parse_mix
+
+    return parse_mix(args.mix) if args.mix else {}

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .args import add_stylise_options, positive_int
+from .args import add_stylise_options, positive_int, style_mix
 from .gpu_args import add_gpu_arguments, runtime_fields
 from .stylise import OUTPUT_FORMATS, binary_stream, refuse_terminals, unit_float
 
@@ -198,7 +198,10 @@ def _client(args: argparse.Namespace) -> Any:
 def _request_options(args: argparse.Namespace, encoding: str = "jpeg", quality: int = 0) -> Any:
     from ..serving.codec import request_options
 
-    return request_options(args.strength, args.preserve_color, args.max_side, encoding, quality)
+    return request_options(
+        args.strength, args.preserve_color, args.max_side, encoding, quality,
+        style=args.style, mix=style_mix(args),
+    )  # fmt: skip
 
 
 def _cmd_client_models(args: argparse.Namespace) -> None:

@@ -11,15 +11,25 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .args import add_stylise_options, positive_int
+from .args import add_stylise_options, positive_int, style_mix
 
 
-def _stylise_options(args: argparse.Namespace) -> Any:
+def _stylise_options(args: argparse.Namespace, model: Any = None) -> Any:
+    """The per-image options; given the loaded ``model``, its style or mix is checked once
+    here (a one-line error) rather than for every input."""
     from ..serving.imaging import StyliseOptions
+    from ..serving.pipeline import request_weights
 
-    return StyliseOptions(
-        strength=args.strength, preserve_color=args.preserve_color, max_side=args.max_side
+    options = StyliseOptions(
+        strength=args.strength,
+        preserve_color=args.preserve_color,
+        max_side=args.max_side,
+        style=args.style,
+        mix=tuple(style_mix(args).items()),
     )
+    if model is not None:
+        request_weights(model, options)
+    return options
 
 
 def _cmd_stylise(args: argparse.Namespace) -> None:
@@ -60,7 +70,7 @@ def _stylise_images(args: argparse.Namespace) -> None:
               f"e.g. {plan.skipped[0]}", file=sys.stderr)  # fmt: skip
     model = offline.load_model(models_dir, args.model)
     outcomes = offline.run(
-        plan.jobs, model, _stylise_options(args), max_pixels=args.max_pixels,
+        plan.jobs, model, _stylise_options(args, model), max_pixels=args.max_pixels,
         max_bytes=args.max_bytes, stdin=binary_stream(sys.stdin) if reads_stdin else None,
         stdout=binary_stream(sys.stdout) if writes_stdout else None,
     )  # fmt: skip
@@ -115,9 +125,10 @@ def _stylise_videos(args: argparse.Namespace) -> None:
     # Frames share one size: the arena is never given back between them.
     runtime = RuntimeOptions(warmup=False, arena_shrink_pixels=args.max_pixels + 1)
     model = offline.load_model(models_dir, args.model, runtime)
+    options = _stylise_options(args, model)
     failed = 0
     for job, source in opened:
-        styliser = video.FrameStyliser(model, _stylise_options(args), args.smooth, args.max_pixels)
+        styliser = video.FrameStyliser(model, options, args.smooth, args.max_pixels)
         try:
             if isinstance(source, StylecastError):
                 raise source

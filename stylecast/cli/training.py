@@ -5,15 +5,44 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from pathlib import Path
 from typing import Any
 
 from .args import add_loss_arguments, loss_overrides, positive_int
 
 
-def _cmd_train(args: argparse.Namespace) -> None:
-    from ..training.config import LossConfig, NetworkConfig, TrainConfig
-    from ..training.train import RunOptions, run_training
+def _given(value: Any, default: Any) -> Any:
+    """An option's value, or its default when it was not given (None)."""
+    return default if value is None else value
 
+
+def _train_config(args: argparse.Namespace) -> Any:
+    """The TrainConfig the arguments describe (several styles, or styles added to a run)."""
+    from ..errors import StylecastError
+    from ..training.config import LossConfig, NetworkConfig, TrainConfig
+    from ..training.styles import add_style_config, folder_styles
+
+    if args.add_style:
+        if args.style or args.styles or not args.resume or args.resume == "last":
+            raise StylecastError(
+                "--add-style trains new styles into a finished run: give the run (or a "
+                "checkpoint) with --resume RUN, and no --style/--styles"
+            )
+        overrides = {
+            "content_dirs": tuple(args.content_dir) if args.content_dir else None,
+            "val_dir": args.val_dir,
+            "exclude_dirs": tuple(args.exclude_dir) if args.exclude_dir else None,
+            "image_size": args.image_size,
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "seed": args.seed,
+        }
+        return add_style_config(args.resume, tuple(args.add_style), overrides)
+    styles = tuple(args.style or ()) + (folder_styles(args.styles) if args.styles else ())
+    if not styles:
+        raise StylecastError("give a style image with --style (repeat it for several styles)")
+    if not args.content_dir:
+        raise StylecastError("give a folder of content images with --content-dir")
     network = NetworkConfig.preset(args.network)
     if args.width or args.residual_blocks is not None:
         network = NetworkConfig(
@@ -21,24 +50,35 @@ def _cmd_train(args: argparse.Namespace) -> None:
             network.residual_blocks if args.residual_blocks is None else args.residual_blocks,
             network.architecture,
         )
-    config = TrainConfig(
-        style_image=args.style,
+    return TrainConfig(
+        style_image=styles[0],
+        extra_styles=styles[1:],
         content_dirs=tuple(args.content_dir),
         val_dir=args.val_dir,
         val_fraction=args.val_fraction,
         exclude_dirs=tuple(args.exclude_dir),
         crop_scale_min=args.crop_scale_min,
-        image_size=args.image_size,
+        image_size=_given(args.image_size, 256),
         style_size=args.style_size,
-        batch_size=args.batch_size,
-        lr=args.lr,
+        batch_size=_given(args.batch_size, 4),
+        lr=_given(args.lr, 1e-3),
         vgg_weights=args.vgg_weights or "imagenet",
-        seed=args.seed,
+        seed=_given(args.seed, 0),
         network=network,
         loss=LossConfig(**loss_overrides(args)),
         teacher=args.teacher,
         teacher_weight=args.teacher_weight,
     )
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from ..training.run_folder import RunFolder
+    from ..training.train import RunOptions, run_training
+
+    config = _train_config(args)
+    resume = args.resume
+    if args.add_style:  # --resume named the base; continue this run if it was interrupted
+        resume = "last" if RunFolder(Path(args.out)).checkpoints() else None
     run = RunOptions(
         out=args.out,
         max_steps=args.max_steps,
@@ -54,7 +94,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
         checkpoint_every=args.checkpoint_every,
         val_every=args.val_every,
         early_stop=args.early_stop,
-        resume=args.resume,
+        resume=resume,
         allow_config_change=args.allow_config_change,
         command=_command_line(),
     )
@@ -137,20 +177,32 @@ def _command_line() -> str:
 
 def _add_train(sub: Any) -> None:
     p = sub.add_parser("train", help="train a feed-forward style network (Lightning)")
-    p.add_argument("--style", required=True, help="style image (JPEG, PNG or WebP)")
+    p.add_argument(
+        "--style",
+        action="append",
+        help="style image (JPEG, PNG or WebP); repeat for one network of several styles, "
+        "named by their file names",
+    )
+    p.add_argument("--styles", metavar="DIR", help="every style image in DIR, sorted by name")
+    p.add_argument(
+        "--add-style",
+        action="append",
+        metavar="IMAGE",
+        help="add a style to the trained network given by --resume RUN (only its "
+        "instance-norm scales and shifts train; the others stay unchanged); repeatable",
+    )
     p.add_argument(
         "--content-dir",
-        required=True,
         action="append",
         help="folder of content images (recursive); repeat for several folders",
     )
     p.add_argument("--out", required=True, help="run folder: checkpoints, logs, samples, weights")
-    p.add_argument("--image-size", type=positive_int, default=256, help="training crop size")
+    p.add_argument("--image-size", type=positive_int, help="training crop size (default 256)")
     p.add_argument("--style-size", type=positive_int, help="style image longer side")
-    p.add_argument("--batch-size", type=positive_int, default=4)
+    p.add_argument("--batch-size", type=positive_int, help="default 4")
     p.add_argument("--max-steps", type=int, default=40_000, help="-1 for no step limit")
     p.add_argument("--max-epochs", type=positive_int)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
     p.add_argument(
         "--network",
         choices=("standard", "lite", "rt"),
@@ -169,13 +221,17 @@ def _add_train(sub: Any) -> None:
     )
     p.add_argument("--width", type=positive_int, help="base channel count (overrides preset)")
     p.add_argument("--residual-blocks", type=int, help="residual block count (overrides preset)")
-    p.add_argument("--resume", help="checkpoint to continue from, or 'last' (newest in --out)")
+    p.add_argument(
+        "--resume",
+        help="checkpoint to continue from, or 'last' (newest in --out); with --add-style, "
+        "the trained run (or checkpoint) to add styles to",
+    )
     p.add_argument(
         "--allow-config-change",
         action="store_true",
         help="resume even if the style, loss, network or VGG weights differ from the checkpoint",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, help="default 0")
     p.add_argument("--precision", default="32", help="32 | bf16-mixed | 16-mixed")
     p.add_argument("--accelerator", default="auto", help="auto | cpu | gpu | …")
     p.add_argument("--devices", default="auto", help="auto, a count, or a list such as 0,1")

@@ -1,7 +1,8 @@
 """`stylecast validate`: fast network vs the iterative optimisation it replaces. Parses the
 arguments, runs ``stylecast.training.validate`` (torch, imported only when run), writes the report
 with ``stylecast.validation.report`` and prints the headline figures (with ``--json``: the
-summary.json document on stdout and the headline on stderr)."""
+summary.json document on stdout and the headline on stderr). A multi-style model is scored
+style by style (every style, or the one ``--model-style`` names), each into OUT/<style>/."""
 
 from __future__ import annotations
 
@@ -11,7 +12,36 @@ from typing import Any
 from .args import add_loss_arguments, loss_overrides, positive_int
 
 
+def _styles_to_score(args: argparse.Namespace) -> list[str | None]:
+    """The styles of the model to validate one by one ([None]: a single-style model)."""
+    from pathlib import Path
+
+    from ..errors import StylecastError
+    from ..serving.model_card import read_card
+
+    model_dir = Path(args.models_dir) / args.model
+    names = read_card(model_dir).style_names if (model_dir / "model.json").is_file() else []
+    if args.model_style and args.model_style not in names:
+        raise StylecastError(
+            f"--model-style {args.model_style}: model {args.model} has "
+            + (f"the styles {', '.join(names)}" if names else "a single style")
+        )
+    if args.model_style:
+        return [args.model_style]
+    return list(names) or [None]
+
+
 def _cmd_validate(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    styles = _styles_to_score(args)
+    for style in styles:
+        out = Path(args.out) / style if style and len(styles) > 1 else Path(args.out)
+        _validate_one(args, style, out)
+
+
+def _validate_one(args: argparse.Namespace, style: str | None, out: Any) -> None:
+    """Validate one style of the model (None: its only one) into ``out``."""
     import sys
     from pathlib import Path
 
@@ -28,22 +58,24 @@ def _cmd_validate(args: argparse.Namespace) -> None:
         style_size=args.style_size,
         vgg_weights=args.vgg_weights,
         loss_overrides=loss_overrides(args),
-        cache_dir=args.cache_dir,
+        cache_dir=args.cache_dir or str(Path(args.out) / "cache"),
         device=args.device,
         fast_repeats=args.fast_repeats,
         video=args.video,
         video_frames=args.video_frames,
         progress=not args.no_progress,
+        model_style=style,
     )
-    validation = validate_model(args.model, args.content_dir, args.out, args.models_dir, options)
-    write_report(validation, args.out)
+    validation = validate_model(args.model, args.content_dir, out, args.models_dir, options)
+    write_report(validation, out)
     human = sys.stdout
     if args.json:  # the written summary (with its picture paths), exactly as in the file
-        sys.stdout.write(read_summary(Path(args.out) / SUMMARY_FILE).to_json())
+        sys.stdout.write(read_summary(Path(out) / SUMMARY_FILE).to_json())
         human = sys.stderr
+    prefix = f"{style}: " if style else ""
     for label, value in headline(validation.summary):
-        print(f"{label}: {value}", file=human)
-    print(f"report: {args.out}/report.html (also report.md, {SUMMARY_FILE})", file=human)
+        print(f"{prefix}{label}: {value}", file=human)
+    print(f"{prefix}report: {out}/report.html (also report.md, {SUMMARY_FILE})", file=human)
 
 
 def _add_validate(sub: Any) -> None:
@@ -62,6 +94,11 @@ def _add_validate(sub: Any) -> None:
     p.add_argument("--iterate-steps", type=positive_int, default=300)
     p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
     p.add_argument("--style", help="style image (default: from the model card)")
+    p.add_argument(
+        "--model-style",
+        metavar="NAME",
+        help="multi-style models: score this style only (default: each style, into OUT/NAME/)",
+    )
     p.add_argument(
         "--style-size",
         type=positive_int,

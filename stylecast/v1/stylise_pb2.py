@@ -24,55 +24,61 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1astylecast/v1/stylise.proto\x12\x0cstylecast.v1\"^\n\x05Image\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12(\n\x08\x65ncoding\x18\x02 \x01(\x0e\x32\x16.stylecast.v1.Encoding\x12\r\n\x05width\x18\x03 \x01(\r\x12\x0e\n\x06height\x18\x04 \x01(\r\"\xa0\x01\n\x0eStyliseOptions\x12\x15\n\x08strength\x18\x01 \x01(\x02H\x00\x88\x01\x01\x12\x16\n\x0epreserve_color\x18\x02 \x01(\x08\x12\x10\n\x08max_side\x18\x03 \x01(\r\x12/\n\x0foutput_encoding\x18\x04 \x01(\x0e\x32\x16.stylecast.v1.Encoding\x12\x0f\n\x07quality\x18\x05 \x01(\rB\x0b\n\t_strength\"i\n\x07Timings\x12\x11\n\tdecode_ms\x18\x01 \x01(\x01\x12\x10\n\x08queue_ms\x18\x02 \x01(\x01\x12\x14\n\x0cinference_ms\x18\x03 \x01(\x01\x12\x11\n\tencode_ms\x18\x04 \x01(\x01\x12\x10\n\x08total_ms\x18\x05 \x01(\x01\"r\n\x0eStyliseRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\"\n\x05image\x18\x02 \x01(\x0b\x32\x13.stylecast.v1.Image\x12-\n\x07options\x18\x03 \x01(\x0b\x32\x1c.stylecast.v1.StyliseOptions\"\x83\x01\n\x0fStyliseResponse\x12\"\n\x05image\x18\x01 \x01(\x0b\x32\x13.stylecast.v1.Image\x12\r\n\x05model\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\r\x12&\n\x07timings\x18\x04 \x01(\x0b\x32\x15.stylecast.v1.Timings\"\x9f\x01\n\x14StyliseStreamRequest\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\r\n\x05model\x18\x02 \x01(\t\x12\"\n\x05image\x18\x03 \x01(\x0b\x32\x13.stylecast.v1.Image\x12-\n\x07options\x18\x04 \x01(\x0b\x32\x1c.stylecast.v1.StyliseOptions\x12\x13\n\x0bmax_pending\x18\x05 \x01(\r\"+\n\nFrameError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xd5\x01\n\x15StyliseStreamResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\"\n\x05image\x18\x02 \x01(\x0b\x32\x13.stylecast.v1.Image\x12\r\n\x05model\x18\x03 \x01(\t\x12\x15\n\rmodel_version\x18\x04 \x01(\r\x12&\n\x07timings\x18\x05 \x01(\x0b\x32\x15.stylecast.v1.Timings\x12\x0f\n\x07\x64ropped\x18\x06 \x03(\x04\x12\'\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x18.stylecast.v1.FrameError\"y\n\x0cModelVersion\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x11\n\tprecision\x18\x02 \x01(\t\x12\r\n\x05opset\x18\x03 \x01(\r\x12\x0f\n\x07\x63reated\x18\x04 \x01(\t\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x15\n\rparity_passed\x18\x06 \x01(\x08\"\xcf\x03\n\tModelCard\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\x16\n\x0elatest_version\x18\x03 \x01(\r\x12,\n\x08versions\x18\x04 \x03(\x0b\x32\x1a.stylecast.v1.ModelVersion\x12\x10\n\x08provider\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12\x14\n\x0ctesting_only\x18\x07 \x01(\x08\x12\x13\n\x0bstyle_image\x18\x08 \x01(\t\x12\x14\n\x0cstyle_sha256\x18\t \x01(\t\x12\x17\n\x0fstyle_thumbnail\x18\n \x01(\t\x12\x13\n\x0bvgg_weights\x18\x0b \x01(\t\x12>\n\x0c\x66inal_losses\x18\x0c \x03(\x0b\x32(.stylecast.v1.ModelCard.FinalLossesEntry\x12\x19\n\x11train_config_json\x18\r \x01(\t\x12\x15\n\rtrain_command\x18\x0e \x01(\t\x12\x10\n\x08\x65xporter\x18\x0f \x01(\t\x12\x0f\n\x07io_json\x18\x10 \x01(\t\x1a\x32\n\x10\x46inalLossesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"/\n\x11ListModelsRequest\x12\x1a\n\x12include_thumbnails\x18\x01 \x01(\x08\"=\n\x12ListModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.stylecast.v1.ModelCard\"\x1f\n\x0fGetModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\":\n\x10GetModelResponse\x12&\n\x05model\x18\x01 \x01(\x0b\x32\x17.stylecast.v1.ModelCard\"\x15\n\x13ReloadModelsRequest\"\xa6\x01\n\x14ReloadModelsResponse\x12\x0e\n\x06loaded\x18\x01 \x03(\t\x12\x0f\n\x07removed\x18\x02 \x03(\t\x12>\n\x06\x66\x61iled\x18\x03 \x03(\x0b\x32..stylecast.v1.ReloadModelsResponse.FailedEntry\x1a-\n\x0b\x46\x61iledEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*r\n\x08\x45ncoding\x12\x18\n\x14\x45NCODING_UNSPECIFIED\x10\x00\x12\x11\n\rENCODING_JPEG\x10\x01\x12\x10\n\x0c\x45NCODING_PNG\x10\x02\x12\x11\n\rENCODING_WEBP\x10\x03\x12\x14\n\x10\x45NCODING_RAW_RGB\x10\x04\x32\xa4\x03\n\tStylecast\x12\x46\n\x07Stylise\x12\x1c.stylecast.v1.StyliseRequest\x1a\x1d.stylecast.v1.StyliseResponse\x12\\\n\rStyliseStream\x12\".stylecast.v1.StyliseStreamRequest\x1a#.stylecast.v1.StyliseStreamResponse(\x01\x30\x01\x12O\n\nListModels\x12\x1f.stylecast.v1.ListModelsRequest\x1a .stylecast.v1.ListModelsResponse\x12I\n\x08GetModel\x12\x1d.stylecast.v1.GetModelRequest\x1a\x1e.stylecast.v1.GetModelResponse\x12U\n\x0cReloadModels\x12!.stylecast.v1.ReloadModelsRequest\x1a\".stylecast.v1.ReloadModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1astylecast/v1/stylise.proto\x12\x0cstylecast.v1\"^\n\x05Image\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12(\n\x08\x65ncoding\x18\x02 \x01(\x0e\x32\x16.stylecast.v1.Encoding\x12\r\n\x05width\x18\x03 \x01(\r\x12\x0e\n\x06height\x18\x04 \x01(\r\"\x9f\x02\n\x0eStyliseOptions\x12\x15\n\x08strength\x18\x01 \x01(\x02H\x00\x88\x01\x01\x12\x16\n\x0epreserve_color\x18\x02 \x01(\x08\x12\x10\n\x08max_side\x18\x03 \x01(\r\x12/\n\x0foutput_encoding\x18\x04 \x01(\x0e\x32\x16.stylecast.v1.Encoding\x12\x0f\n\x07quality\x18\x05 \x01(\r\x12\r\n\x05style\x18\x06 \x01(\t\x12=\n\tstyle_mix\x18\x07 \x03(\x0b\x32*.stylecast.v1.StyliseOptions.StyleMixEntry\x1a/\n\rStyleMixEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\x42\x0b\n\t_strength\"i\n\x07Timings\x12\x11\n\tdecode_ms\x18\x01 \x01(\x01\x12\x10\n\x08queue_ms\x18\x02 \x01(\x01\x12\x14\n\x0cinference_ms\x18\x03 \x01(\x01\x12\x11\n\tencode_ms\x18\x04 \x01(\x01\x12\x10\n\x08total_ms\x18\x05 \x01(\x01\"r\n\x0eStyliseRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\"\n\x05image\x18\x02 \x01(\x0b\x32\x13.stylecast.v1.Image\x12-\n\x07options\x18\x03 \x01(\x0b\x32\x1c.stylecast.v1.StyliseOptions\"\x83\x01\n\x0fStyliseResponse\x12\"\n\x05image\x18\x01 \x01(\x0b\x32\x13.stylecast.v1.Image\x12\r\n\x05model\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\r\x12&\n\x07timings\x18\x04 \x01(\x0b\x32\x15.stylecast.v1.Timings\"\x9f\x01\n\x14StyliseStreamRequest\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\r\n\x05model\x18\x02 \x01(\t\x12\"\n\x05image\x18\x03 \x01(\x0b\x32\x13.stylecast.v1.Image\x12-\n\x07options\x18\x04 \x01(\x0b\x32\x1c.stylecast.v1.StyliseOptions\x12\x13\n\x0bmax_pending\x18\x05 \x01(\r\"+\n\nFrameError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xd5\x01\n\x15StyliseStreamResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\"\n\x05image\x18\x02 \x01(\x0b\x32\x13.stylecast.v1.Image\x12\r\n\x05model\x18\x03 \x01(\t\x12\x15\n\rmodel_version\x18\x04 \x01(\r\x12&\n\x07timings\x18\x05 \x01(\x0b\x32\x15.stylecast.v1.Timings\x12\x0f\n\x07\x64ropped\x18\x06 \x03(\x04\x12\'\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x18.stylecast.v1.FrameError\"y\n\x0cModelVersion\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x11\n\tprecision\x18\x02 \x01(\t\x12\r\n\x05opset\x18\x03 \x01(\r\x12\x0f\n\x07\x63reated\x18\x04 \x01(\t\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x15\n\rparity_passed\x18\x06 \x01(\x08\"G\n\x05Style\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05image\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x11\n\tthumbnail\x18\x04 \x01(\t\"\xf4\x03\n\tModelCard\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\x16\n\x0elatest_version\x18\x03 \x01(\r\x12,\n\x08versions\x18\x04 \x03(\x0b\x32\x1a.stylecast.v1.ModelVersion\x12\x10\n\x08provider\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12\x14\n\x0ctesting_only\x18\x07 \x01(\x08\x12\x13\n\x0bstyle_image\x18\x08 \x01(\t\x12\x14\n\x0cstyle_sha256\x18\t \x01(\t\x12\x17\n\x0fstyle_thumbnail\x18\n \x01(\t\x12\x13\n\x0bvgg_weights\x18\x0b \x01(\t\x12>\n\x0c\x66inal_losses\x18\x0c \x03(\x0b\x32(.stylecast.v1.ModelCard.FinalLossesEntry\x12\x19\n\x11train_config_json\x18\r \x01(\t\x12\x15\n\rtrain_command\x18\x0e \x01(\t\x12\x10\n\x08\x65xporter\x18\x0f \x01(\t\x12\x0f\n\x07io_json\x18\x10 \x01(\t\x12#\n\x06styles\x18\x11 \x03(\x0b\x32\x13.stylecast.v1.Style\x1a\x32\n\x10\x46inalLossesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"/\n\x11ListModelsRequest\x12\x1a\n\x12include_thumbnails\x18\x01 \x01(\x08\"=\n\x12ListModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.stylecast.v1.ModelCard\"\x1f\n\x0fGetModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\":\n\x10GetModelResponse\x12&\n\x05model\x18\x01 \x01(\x0b\x32\x17.stylecast.v1.ModelCard\"\x15\n\x13ReloadModelsRequest\"\xa6\x01\n\x14ReloadModelsResponse\x12\x0e\n\x06loaded\x18\x01 \x03(\t\x12\x0f\n\x07removed\x18\x02 \x03(\t\x12>\n\x06\x66\x61iled\x18\x03 \x03(\x0b\x32..stylecast.v1.ReloadModelsResponse.FailedEntry\x1a-\n\x0b\x46\x61iledEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*r\n\x08\x45ncoding\x12\x18\n\x14\x45NCODING_UNSPECIFIED\x10\x00\x12\x11\n\rENCODING_JPEG\x10\x01\x12\x10\n\x0c\x45NCODING_PNG\x10\x02\x12\x11\n\rENCODING_WEBP\x10\x03\x12\x14\n\x10\x45NCODING_RAW_RGB\x10\x04\x32\xa4\x03\n\tStylecast\x12\x46\n\x07Stylise\x12\x1c.stylecast.v1.StyliseRequest\x1a\x1d.stylecast.v1.StyliseResponse\x12\\\n\rStyliseStream\x12\".stylecast.v1.StyliseStreamRequest\x1a#.stylecast.v1.StyliseStreamResponse(\x01\x30\x01\x12O\n\nListModels\x12\x1f.stylecast.v1.ListModelsRequest\x1a .stylecast.v1.ListModelsResponse\x12I\n\x08GetModel\x12\x1d.stylecast.v1.GetModelRequest\x1a\x1e.stylecast.v1.GetModelResponse\x12U\n\x0cReloadModels\x12!.stylecast.v1.ReloadModelsRequest\x1a\".stylecast.v1.ReloadModelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'stylecast.v1.stylise_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_STYLISEOPTIONS_STYLEMIXENTRY']._loaded_options = None
+  _globals['_STYLISEOPTIONS_STYLEMIXENTRY']._serialized_options = b'8\001'
   _globals['_MODELCARD_FINALLOSSESENTRY']._loaded_options = None
   _globals['_MODELCARD_FINALLOSSESENTRY']._serialized_options = b'8\001'
   _globals['_RELOADMODELSRESPONSE_FAILEDENTRY']._loaded_options = None
   _globals['_RELOADMODELSRESPONSE_FAILEDENTRY']._serialized_options = b'8\001'
-  _globals['_ENCODING']._serialized_start=2069
-  _globals['_ENCODING']._serialized_end=2183
+  _globals['_ENCODING']._serialized_start=2306
+  _globals['_ENCODING']._serialized_end=2420
   _globals['_IMAGE']._serialized_start=44
   _globals['_IMAGE']._serialized_end=138
   _globals['_STYLISEOPTIONS']._serialized_start=141
-  _globals['_STYLISEOPTIONS']._serialized_end=301
-  _globals['_TIMINGS']._serialized_start=303
-  _globals['_TIMINGS']._serialized_end=408
-  _globals['_STYLISEREQUEST']._serialized_start=410
-  _globals['_STYLISEREQUEST']._serialized_end=524
-  _globals['_STYLISERESPONSE']._serialized_start=527
-  _globals['_STYLISERESPONSE']._serialized_end=658
-  _globals['_STYLISESTREAMREQUEST']._serialized_start=661
-  _globals['_STYLISESTREAMREQUEST']._serialized_end=820
-  _globals['_FRAMEERROR']._serialized_start=822
-  _globals['_FRAMEERROR']._serialized_end=865
-  _globals['_STYLISESTREAMRESPONSE']._serialized_start=868
-  _globals['_STYLISESTREAMRESPONSE']._serialized_end=1081
-  _globals['_MODELVERSION']._serialized_start=1083
-  _globals['_MODELVERSION']._serialized_end=1204
-  _globals['_MODELCARD']._serialized_start=1207
-  _globals['_MODELCARD']._serialized_end=1670
-  _globals['_MODELCARD_FINALLOSSESENTRY']._serialized_start=1620
-  _globals['_MODELCARD_FINALLOSSESENTRY']._serialized_end=1670
-  _globals['_LISTMODELSREQUEST']._serialized_start=1672
-  _globals['_LISTMODELSREQUEST']._serialized_end=1719
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1721
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1782
-  _globals['_GETMODELREQUEST']._serialized_start=1784
-  _globals['_GETMODELREQUEST']._serialized_end=1815
-  _globals['_GETMODELRESPONSE']._serialized_start=1817
-  _globals['_GETMODELRESPONSE']._serialized_end=1875
-  _globals['_RELOADMODELSREQUEST']._serialized_start=1877
-  _globals['_RELOADMODELSREQUEST']._serialized_end=1898
-  _globals['_RELOADMODELSRESPONSE']._serialized_start=1901
-  _globals['_RELOADMODELSRESPONSE']._serialized_end=2067
-  _globals['_RELOADMODELSRESPONSE_FAILEDENTRY']._serialized_start=2022
-  _globals['_RELOADMODELSRESPONSE_FAILEDENTRY']._serialized_end=2067
-  _globals['_STYLECAST']._serialized_start=2186
-  _globals['_STYLECAST']._serialized_end=2606
+  _globals['_STYLISEOPTIONS']._serialized_end=428
+  _globals['_STYLISEOPTIONS_STYLEMIXENTRY']._serialized_start=368
+  _globals['_STYLISEOPTIONS_STYLEMIXENTRY']._serialized_end=415
+  _globals['_TIMINGS']._serialized_start=430
+  _globals['_TIMINGS']._serialized_end=535
+  _globals['_STYLISEREQUEST']._serialized_start=537
+  _globals['_STYLISEREQUEST']._serialized_end=651
+  _globals['_STYLISERESPONSE']._serialized_start=654
+  _globals['_STYLISERESPONSE']._serialized_end=785
+  _globals['_STYLISESTREAMREQUEST']._serialized_start=788
+  _globals['_STYLISESTREAMREQUEST']._serialized_end=947
+  _globals['_FRAMEERROR']._serialized_start=949
+  _globals['_FRAMEERROR']._serialized_end=992
+  _globals['_STYLISESTREAMRESPONSE']._serialized_start=995
+  _globals['_STYLISESTREAMRESPONSE']._serialized_end=1208
+  _globals['_MODELVERSION']._serialized_start=1210
+  _globals['_MODELVERSION']._serialized_end=1331
+  _globals['_STYLE']._serialized_start=1333
+  _globals['_STYLE']._serialized_end=1404
+  _globals['_MODELCARD']._serialized_start=1407
+  _globals['_MODELCARD']._serialized_end=1907
+  _globals['_MODELCARD_FINALLOSSESENTRY']._serialized_start=1857
+  _globals['_MODELCARD_FINALLOSSESENTRY']._serialized_end=1907
+  _globals['_LISTMODELSREQUEST']._serialized_start=1909
+  _globals['_LISTMODELSREQUEST']._serialized_end=1956
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1958
+  _globals['_LISTMODELSRESPONSE']._serialized_end=2019
+  _globals['_GETMODELREQUEST']._serialized_start=2021
+  _globals['_GETMODELREQUEST']._serialized_end=2052
+  _globals['_GETMODELRESPONSE']._serialized_start=2054
+  _globals['_GETMODELRESPONSE']._serialized_end=2112
+  _globals['_RELOADMODELSREQUEST']._serialized_start=2114
+  _globals['_RELOADMODELSREQUEST']._serialized_end=2135
+  _globals['_RELOADMODELSRESPONSE']._serialized_start=2138
+  _globals['_RELOADMODELSRESPONSE']._serialized_end=2304
+  _globals['_RELOADMODELSRESPONSE_FAILEDENTRY']._serialized_start=2259
+  _globals['_RELOADMODELSRESPONSE_FAILEDENTRY']._serialized_end=2304
+  _globals['_STYLECAST']._serialized_start=2423
+  _globals['_STYLECAST']._serialized_end=2843
 # @@protoc_insertion_point(module_scope)

@@ -33,18 +33,29 @@ class Image(_message.Message):
     def __init__(self, data: _Optional[bytes] = ..., encoding: _Optional[_Union[Encoding, str]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
 
 class StyliseOptions(_message.Message):
-    __slots__ = ("strength", "preserve_color", "max_side", "output_encoding", "quality")
+    __slots__ = ("strength", "preserve_color", "max_side", "output_encoding", "quality", "style", "style_mix")
+    class StyleMixEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     STRENGTH_FIELD_NUMBER: _ClassVar[int]
     PRESERVE_COLOR_FIELD_NUMBER: _ClassVar[int]
     MAX_SIDE_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_ENCODING_FIELD_NUMBER: _ClassVar[int]
     QUALITY_FIELD_NUMBER: _ClassVar[int]
+    STYLE_FIELD_NUMBER: _ClassVar[int]
+    STYLE_MIX_FIELD_NUMBER: _ClassVar[int]
     strength: float
     preserve_color: bool
     max_side: int
     output_encoding: Encoding
     quality: int
-    def __init__(self, strength: _Optional[float] = ..., preserve_color: _Optional[bool] = ..., max_side: _Optional[int] = ..., output_encoding: _Optional[_Union[Encoding, str]] = ..., quality: _Optional[int] = ...) -> None: ...
+    style: str
+    style_mix: _containers.ScalarMap[str, float]
+    def __init__(self, strength: _Optional[float] = ..., preserve_color: _Optional[bool] = ..., max_side: _Optional[int] = ..., output_encoding: _Optional[_Union[Encoding, str]] = ..., quality: _Optional[int] = ..., style: _Optional[str] = ..., style_mix: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class Timings(_message.Message):
     __slots__ = ("decode_ms", "queue_ms", "inference_ms", "encode_ms", "total_ms")
@@ -138,8 +149,20 @@ class ModelVersion(_message.Message):
     parity_passed: bool
     def __init__(self, version: _Optional[int] = ..., precision: _Optional[str] = ..., opset: _Optional[int] = ..., created: _Optional[str] = ..., sha256: _Optional[str] = ..., parity_passed: _Optional[bool] = ...) -> None: ...
 
+class Style(_message.Message):
+    __slots__ = ("name", "image", "sha256", "thumbnail")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    THUMBNAIL_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    image: str
+    sha256: str
+    thumbnail: str
+    def __init__(self, name: _Optional[str] = ..., image: _Optional[str] = ..., sha256: _Optional[str] = ..., thumbnail: _Optional[str] = ...) -> None: ...
+
 class ModelCard(_message.Message):
-    __slots__ = ("name", "version", "latest_version", "versions", "provider", "description", "testing_only", "style_image", "style_sha256", "style_thumbnail", "vgg_weights", "final_losses", "train_config_json", "train_command", "exporter", "io_json")
+    __slots__ = ("name", "version", "latest_version", "versions", "provider", "description", "testing_only", "style_image", "style_sha256", "style_thumbnail", "vgg_weights", "final_losses", "train_config_json", "train_command", "exporter", "io_json", "styles")
     class FinalLossesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -163,6 +186,7 @@ class ModelCard(_message.Message):
     TRAIN_COMMAND_FIELD_NUMBER: _ClassVar[int]
     EXPORTER_FIELD_NUMBER: _ClassVar[int]
     IO_JSON_FIELD_NUMBER: _ClassVar[int]
+    STYLES_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: int
     latest_version: int
@@ -179,7 +203,8 @@ class ModelCard(_message.Message):
     train_command: str
     exporter: str
     io_json: str
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., latest_version: _Optional[int] = ..., versions: _Optional[_Iterable[_Union[ModelVersion, _Mapping]]] = ..., provider: _Optional[str] = ..., description: _Optional[str] = ..., testing_only: _Optional[bool] = ..., style_image: _Optional[str] = ..., style_sha256: _Optional[str] = ..., style_thumbnail: _Optional[str] = ..., vgg_weights: _Optional[str] = ..., final_losses: _Optional[_Mapping[str, float]] = ..., train_config_json: _Optional[str] = ..., train_command: _Optional[str] = ..., exporter: _Optional[str] = ..., io_json: _Optional[str] = ...) -> None: ...
+    styles: _containers.RepeatedCompositeFieldContainer[Style]
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., latest_version: _Optional[int] = ..., versions: _Optional[_Iterable[_Union[ModelVersion, _Mapping]]] = ..., provider: _Optional[str] = ..., description: _Optional[str] = ..., testing_only: _Optional[bool] = ..., style_image: _Optional[str] = ..., style_sha256: _Optional[str] = ..., style_thumbnail: _Optional[str] = ..., vgg_weights: _Optional[str] = ..., final_losses: _Optional[_Mapping[str, float]] = ..., train_config_json: _Optional[str] = ..., train_command: _Optional[str] = ..., exporter: _Optional[str] = ..., io_json: _Optional[str] = ..., styles: _Optional[_Iterable[_Union[Style, _Mapping]]] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ("include_thumbnails",)
