@@ -1,14 +1,21 @@
 # Two commands for a fresh machine:
 #   make demo   serve the bundled models over gRPC and stylise the sample images (light install)
 #   make test   lint and run the test suite (full install: torch, Lightning, onnx, grpc)
+# and, on a machine with a browser, `make web`: the live camera page (light install).
 PYTHON ?= python3
+WEB_PORT ?= 8080
 SERVE_VENV := .venv-serve
 DEV_VENV := .venv
 
-.PHONY: demo test test-fast lint typecheck bench gpu-check clean
+.PHONY: demo web test test-fast lint typecheck bench gpu-check clean
 
 demo: $(SERVE_VENV)/.installed
 	$(SERVE_VENV)/bin/stylecast demo --models-dir models --out demo-out
+	@echo "Live camera page: run 'make web', then open http://localhost:$(WEB_PORT)/"
+
+# The browser camera page (stylecast web) until Ctrl-C; its last line is the page's URL.
+web: $(SERVE_VENV)/.installed
+	$(SERVE_VENV)/bin/stylecast web --models-dir models --port $(WEB_PORT)
 
 test: lint typecheck
 	$(DEV_VENV)/bin/python -m pytest

@@ -150,6 +150,20 @@ class ServerMetrics:
             ["model"],
             registry=r,
         )
+        # The camera page (`stylecast web`): its connections are also counted as method
+        # "WebStream" in stylecast_requests_total and its frames in stylecast_stream_frames.
+        self.web_connections = Gauge(
+            "stylecast_web_connections",
+            "Camera page WebSocket connections open now.",
+            registry=r,
+        )
+        self.web_frame_seconds = Histogram(
+            "stylecast_web_frame_duration_seconds",
+            "Camera page frames: server time from frame received to reply ready, by model.",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
 
     def record_load(self, model: str, load: LoadReport) -> None:
         """Count one model load (``StyleModel.load``): its build time and engine cache use."""
@@ -169,6 +183,12 @@ class ServerMetrics:
         handle = start_http_server(port, addr=host, registry=self.registry)
         log.info("metrics on http://%s:%d/metrics", host, port)
         return handle
+
+    def serve_http(self, host: str, port: int) -> tuple[Any, int]:
+        """``start_http``, and the port it bound (``port`` 0: an ephemeral one)."""
+        handle = self.start_http(host, port)
+        bound = handle[0].server_port if isinstance(handle, tuple) and handle else port
+        return handle, bound
 
     @staticmethod
     def stop_http(handle: Any) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, Interrupted, StylecastError
-from . import demo, models, serving, stylise, training, validate
+from . import demo, models, serving, stylise, training, validate, web
 
 log = logging.getLogger("stylecast")
 
@@ -28,6 +28,7 @@ SUBCOMMAND_GROUPS = (
     validate.register,
     models.register,
     demo.register,
+    web.register,
 )
 
 
