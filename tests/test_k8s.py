@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from stylecast.cli import build_parser
-from stylecast.cli.serving import _server_config
+from stylecast.cli.serving import server_config
 from stylecast.serving.client import StylecastClient
 
 pytest_plugins = ("serving_fixtures",)
@@ -228,7 +228,7 @@ def test_deployment_agrees_with_the_server_flags(
     assert container["command"][0] == "stylecast"
     args = build_parser().parse_args([*container["command"][1:], *container["args"]])
     assert args.handler.__name__ == "_cmd_serve"
-    config = _server_config(args)
+    config = server_config(args)
 
     assert config.models_dir == "/models"
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}

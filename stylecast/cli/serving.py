@@ -39,7 +39,26 @@ SERVE_LIMITS = (
 )  # fmt: skip
 
 
-def _server_config(args: argparse.Namespace) -> Any:
+def add_security_and_runtime_arguments(
+    parser: argparse.ArgumentParser, peers: str = "clients"
+) -> Any:
+    """TLS, token and onnxruntime flags shared by `serve` and `web`; returns the runtime group."""
+    security = parser.add_argument_group("security")
+    security.add_argument("--tls-cert", help="PEM certificate chain (enables TLS)")
+    security.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    security.add_argument("--tls-client-ca", help=f"PEM CA; {peers} must present a cert it signed")
+    security.add_argument(
+        "--auth-token-file", help="require 'authorization: Bearer <token>'; one token per line"
+    )
+    runtime = parser.add_argument_group("runtime")
+    runtime.add_argument(
+        "--providers", help="onnxruntime providers, comma-separated (default: best)"
+    )
+    runtime.add_argument("--intra-op-threads", type=int, default=0, help="0: onnxruntime default")
+    return runtime
+
+
+def server_config(args: argparse.Namespace) -> Any:
     from ..serving.auth import read_tokens
     from ..serving.config import ServerConfig
     from ..serving.runtime import RuntimeOptions
@@ -78,7 +97,7 @@ def _cmd_serve(args: argparse.Namespace) -> None:
     import dataclasses
     import os
 
-    config = _server_config(args)
+    config = server_config(args)
     if args.print_config:
         settings = dataclasses.asdict(config)
         settings["auth_tokens"] = f"<{len(config.auth_tokens)} token(s)>"
@@ -129,18 +148,7 @@ def _add_serve(sub: Any) -> None:
     for flag, field, kind, text in SERVE_LIMITS:
         metavar = "MS" if flag.endswith("-ms") else "SECONDS" if kind is float else "N"
         limits.add_argument(flag, dest=field, type=kind, metavar=metavar, help=text)
-    security = p.add_argument_group("security")
-    security.add_argument("--tls-cert", help="PEM certificate chain (enables TLS)")
-    security.add_argument("--tls-key", help="PEM private key of --tls-cert")
-    security.add_argument("--tls-client-ca", help="PEM CA; clients must present a cert it signed")
-    security.add_argument(
-        "--auth-token-file", help="require 'authorization: Bearer <token>'; one token per line"
-    )
-    runtime = p.add_argument_group("runtime")
-    runtime.add_argument(
-        "--providers", help="onnxruntime providers, comma-separated (default: best)"
-    )
-    runtime.add_argument("--intra-op-threads", type=int, default=0, help="0: onnxruntime default")
+    runtime = add_security_and_runtime_arguments(p)
     runtime.add_argument(
         "--arena-shrink-pixels",
         type=int,

@@ -8,7 +8,7 @@ import argparse
 import os
 from typing import Any
 
-from .serving import SERVE_LIMITS, _server_config
+from .serving import SERVE_LIMITS, add_security_and_runtime_arguments, server_config
 
 # The `serve` limits that apply to the page (the others keep ServerConfig's defaults).
 WEB_LIMITS = ("--max-streams", "--max-concurrent", "--max-queue-wait", "--max-message-bytes",
@@ -23,7 +23,7 @@ def _cmd_web(args: argparse.Namespace) -> None:
     from ..serving.web.config import WebConfig
     from ..serving.web.serve import serve_web
 
-    config = WebConfig(server=_server_config(args), port=args.http_port)
+    config = WebConfig(server=server_config(args), port=args.http_port)
 
     def ready(server: Any) -> None:
         if args.ready_file:
@@ -65,18 +65,7 @@ def register(sub: Any) -> None:
             metavar = "SECONDS" if kind is float else "N"
             help_text = WEB_LIMIT_HELP.get(flag, text)
             limits.add_argument(flag, dest=field, type=kind, metavar=metavar, help=help_text)
-    security = p.add_argument_group("security")
-    security.add_argument("--tls-cert", help="PEM certificate chain (enables HTTPS)")
-    security.add_argument("--tls-key", help="PEM private key of --tls-cert")
-    security.add_argument("--tls-client-ca", help="PEM CA; browsers must present a cert it signed")
-    security.add_argument(
-        "--auth-token-file", help="require one of these tokens (one per line); the page asks"
-    )
-    runtime = p.add_argument_group("runtime")
-    runtime.add_argument(
-        "--providers", help="onnxruntime providers, comma-separated (default: best)"
-    )
-    runtime.add_argument("--intra-op-threads", type=int, default=0, help="0: onnxruntime default")
+    add_security_and_runtime_arguments(p, peers="browsers")
     p.add_argument(
         "--ready-file",
         metavar="PATH",
