@@ -59,7 +59,8 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):
             raise StylecastError("token authentication needs at least one token")
         self._on_reject = on_reject
 
-    def _authorised(self, metadata: Iterable[tuple[str, Any]] | None) -> bool:
+    def authorised(self, metadata: Iterable[tuple[str, Any]] | None) -> bool:
+        """Whether ``metadata`` carries an accepted bearer token (also used by the web page)."""
         for key, value in metadata or ():
             if key != AUTH_HEADER or not isinstance(value, str):
                 continue
@@ -76,7 +77,7 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):
         self, continuation: Callable[[Any], Any], handler_call_details: Any
     ) -> Any:
         method = handler_call_details.method
-        if method.startswith(EXEMPT_PREFIXES) or self._authorised(
+        if method.startswith(EXEMPT_PREFIXES) or self.authorised(
             handler_call_details.invocation_metadata
         ):
             return continuation(handler_call_details)

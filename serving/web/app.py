@@ -184,7 +184,7 @@ class WebServer:
         """Whether an ``Authorization`` value carries a valid token (the gRPC check itself)."""
         if self._auth is None:
             return True
-        return self._auth._authorised([(AUTH_HEADER, authorization)])
+        return self._auth.authorised([(AUTH_HEADER, authorization)])
 
     async def _page(self, _request: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC_DIR / "index.html")
