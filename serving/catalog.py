@@ -41,6 +41,7 @@ class ModelEntry:
     size_bytes: int | None = None  # of ``version``'s model.onnx
     testing_only: bool | None = None
     description: str = ""
+    styles: list[str] = field(default_factory=list)  # a multi-style model's, in order
     error: str | None = None
     version_errors: dict[int, str] = field(default_factory=dict)
 
@@ -93,6 +94,7 @@ def read_entry(model_dir: Path) -> ModelEntry:
         network_config=network if isinstance(network, dict) else None,
         testing_only=card.testing_only,
         description=card.description,
+        styles=list(card.style_names),
         version_errors=dict(sorted(errors.items())),
     )
     if version is None:

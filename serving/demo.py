@@ -2,7 +2,11 @@
 port with the bundled models, stylises the sample images through gRPC (unary calls, and one
 short StyliseStream as a camera app would), writes the results, a contact sheet (every photo
 by every model), a style sheet (the first photo by every model, as `stylecast sheet` draws it)
-and the server's log, and stops the server with SIGTERM, as an operator would."""
+and the server's log, and stops the server with SIGTERM, as an operator would.
+
+A multi-style model is shown style by style (``model/style``) and as an even blend of all its
+styles (``model/blend``); ``blend.jpg`` slides the first photo from its first style to its
+second in BLEND_STEPS mixes, one request each."""
 
 from __future__ import annotations
 
@@ -19,9 +23,10 @@ import numpy as np
 from PIL import Image
 
 from stylecast.errors import StylecastError
+from stylecast.v1 import stylise_pb2 as pb
 
 from .client import StylecastClient
-from .codec import decode_image_message
+from .codec import decode_image_message, request_options
 from .imaging import decode
 from .readiness import ReadyInfo, wait_for_ready_file
 from .sheet import DEFAULT_MAX_SIDE, ORIGINAL, Tile, compose, grid
@@ -32,13 +37,50 @@ CONTACT_SHEET = "contact_sheet.jpg"
 STYLE_SHEET = "sheet.jpg"
 STREAM_FRAMES = 12
 SERVER_LOG = "server.log"
+BLEND_SHEET = "blend.jpg"
+BLEND_STEPS = 5  # mixes from the first style alone to the second alone
+BLEND = "blend"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What one demo row asks of a model: ``label`` (``model`` or ``model/style``) and the
+    request options (None: the server's defaults)."""
+
+    label: str
+    model: str
+    options: pb.StyliseOptions | None = None
+
+
+def variants(card: pb.ModelCard) -> list[Variant]:
+    """A single-style model as it is; a multi-style model once per style and once as an even
+    blend of them all."""
+    names = [style.name for style in card.styles]
+    if not names:
+        return [Variant(card.name, card.name)]
+    each = [Variant(f"{card.name}/{n}", card.name, request_options(style=n)) for n in names]
+    even = request_options(mix={name: 1.0 / len(names) for name in names})
+    return [*each, Variant(f"{card.name}/{BLEND}", card.name, even)]
+
+
+def blend_strip(client: StylecastClient, card: pb.ModelCard, payload: bytes) -> list[Tile]:
+    """One photo from the card's first style to its second, in BLEND_STEPS even steps."""
+    first, second = (style.name for style in card.styles[:2])
+    tiles = []
+    for step in range(BLEND_STEPS):
+        share = step / (BLEND_STEPS - 1)
+        mix = {first: 1.0 - share, second: share}
+        reply = client.stylise(payload, card.name, request_options(mix=mix))
+        label = f"{first} {1 - share:.2f} / {second} {share:.2f}"
+        tiles.append(Tile(label, decode_image_message(reply.image)))
+    return tiles
 
 
 @dataclass
 class DemoResult:
     """One model's figures in the demo."""
 
-    model: str
+    model: str  # the row's label: a model, or model/style for a multi-style model
     version: int
     images: int
     server_ms: float  # mean server-side total per image
@@ -92,11 +134,13 @@ def style_sheet(original: np.ndarray, stylised: dict[str, np.ndarray]) -> Image.
     return compose(tiles, DEFAULT_MAX_SIDE)
 
 
-def stream_fps(client: StylecastClient, model: str, frame: bytes) -> float:
+def stream_fps(
+    client: StylecastClient, model: str, frame: bytes, options: pb.StyliseOptions | None = None
+) -> float:
     """Frames per second of a short StyliseStream of one repeated frame."""
     began = time.perf_counter()
     frames = ((i, frame) for i in range(STREAM_FRAMES))
-    replies = list(client.stream(frames, model, max_in_flight=2, max_pending=2))
+    replies = list(client.stream(frames, model, options, max_in_flight=2, max_pending=2))
     if [r.sequence for r in replies if r.HasField("image")][-1] != STREAM_FRAMES - 1:
         raise StylecastError("the stream did not answer its last frame")
     return len(replies) / (time.perf_counter() - began)
@@ -108,7 +152,7 @@ def run_demo(models_dir: str, content: list[str], out: str) -> list[DemoResult]:
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     process, ready = start_server(models_dir, out_dir / SERVER_LOG)
-    results, rows, originals = [], {}, []
+    results, rows, originals, strips = [], {}, [], []
     try:
         with StylecastClient(ready.address, timeout=120) as client:
             client.wait_ready()
@@ -118,21 +162,25 @@ def run_demo(models_dir: str, content: list[str], out: str) -> list[DemoResult]:
             payloads = [path.read_bytes() for path in files]
             originals = [decode(payload) for payload in payloads]  # upright, as served
             for card in cards:
-                stylised, server_ms, trip_ms = [], [], []
-                for path, payload in zip(files, payloads, strict=True):
-                    began = time.perf_counter()
-                    reply = client.stylise(payload, card.name)
-                    trip_ms.append(1000 * (time.perf_counter() - began))
-                    server_ms.append(reply.timings.total_ms)
-                    target = out_dir / card.name / f"{path.stem}.jpg"
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(reply.image.data)  # a JPEG: the default reply encoding
-                    stylised.append(decode_image_message(reply.image))
-                rows[card.name] = stylised
-                results.append(DemoResult(
-                    card.name, card.version, len(files), float(np.mean(server_ms)),
-                    float(np.mean(trip_ms)), stream_fps(client, card.name, payloads[0]),
-                ))  # fmt: skip
+                for variant in variants(card):
+                    stylised, server_ms, trip_ms = [], [], []
+                    for path, payload in zip(files, payloads, strict=True):
+                        began = time.perf_counter()
+                        reply = client.stylise(payload, card.name, variant.options)
+                        trip_ms.append(1000 * (time.perf_counter() - began))
+                        server_ms.append(reply.timings.total_ms)
+                        target = out_dir / variant.label / f"{path.stem}.jpg"
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        target.write_bytes(reply.image.data)  # a JPEG: the default encoding
+                        stylised.append(decode_image_message(reply.image))
+                    rows[variant.label] = stylised
+                    fps = stream_fps(client, card.name, payloads[0], variant.options)
+                    results.append(DemoResult(
+                        variant.label, card.version, len(files), float(np.mean(server_ms)),
+                        float(np.mean(trip_ms)), fps,
+                    ))  # fmt: skip
+                if len(card.styles) > 1:
+                    strips.append(blend_strip(client, card, payloads[0]))
     finally:
         code = stop_server(process)
     if code not in (0, -signal.SIGTERM):
@@ -144,6 +192,10 @@ def run_demo(models_dir: str, content: list[str], out: str) -> list[DemoResult]:
     contact_sheet(named, rows).save(out_dir / CONTACT_SHEET, quality=90)
     first = {model: images[0] for model, images in rows.items()}
     style_sheet(originals[0], first).save(out_dir / STYLE_SHEET, quality=90)
+    if strips:
+        grid(strips, THUMB_SIDE).save(out_dir / BLEND_SHEET, quality=90)
+    else:
+        (out_dir / BLEND_SHEET).unlink(missing_ok=True)  # from an earlier run's models
     return results
 
 
@@ -161,4 +213,9 @@ def format_results(results: list[DemoResult], out: str) -> str:
         f"wrote {out}{os.sep}<model>/*.jpg, {out}{os.sep}{CONTACT_SHEET} and "
         f"{out}{os.sep}{STYLE_SHEET}; the server's log is {out}{os.sep}{SERVER_LOG}",
     ]
+    if Path(out, BLEND_SHEET).is_file():
+        lines.append(
+            f"multi-style models: one row per style and an even blend; {out}{os.sep}"
+            f"{BLEND_SHEET} slides from the first style to the second"
+        )
     return "\n".join(lines)

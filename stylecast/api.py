@@ -14,6 +14,7 @@ Every error is a StylecastError (bad images: ``ImageError``), never onnxruntime'
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, overload
 
@@ -30,7 +31,13 @@ from stylecast.serving.imaging import (
     blend,
     check_size,
 )
-from stylecast.serving.pipeline import Prepared, prepare, prepare_pixels, run_now
+from stylecast.serving.pipeline import (
+    Prepared,
+    prepare,
+    prepare_pixels,
+    request_weights,
+    run_now,
+)
 from stylecast.serving.stylise import load_model, model_names
 
 from .image_kinds import ImageLike, Input, PathLike, give_back, read_input, stylise_options
@@ -89,6 +96,12 @@ class Model:
         read-only."""
         return self._model.card
 
+    @property
+    def styles(self) -> list[str]:
+        """A multi-style model's style names, in order (the first is the default); empty
+        for a single-style model."""
+        return list(self._model.style_names)
+
     def __repr__(self) -> str:
         return f"<stylecast.Model {self.name} v{self.version}>"
 
@@ -100,6 +113,8 @@ class Model:
         strength: float = 1.0,
         preserve_color: bool = False,
         max_side: int = 0,
+        style: str = "",
+        mix: Mapping[str, float] | None = None,
     ) -> np.ndarray: ...
 
     @overload
@@ -110,6 +125,8 @@ class Model:
         strength: float = 1.0,
         preserve_color: bool = False,
         max_side: int = 0,
+        style: str = "",
+        mix: Mapping[str, float] | None = None,
     ) -> Image.Image: ...
 
     def stylise(
@@ -119,18 +136,23 @@ class Model:
         strength: float = 1.0,
         preserve_color: bool = False,
         max_side: int = 0,
+        style: str = "",
+        mix: Mapping[str, float] | None = None,
     ) -> Image.Image | np.ndarray:
         """Stylise ``image``: a path (JPEG, PNG or WebP; gives a Pillow image), a Pillow
         image (gives one) or a uint8 array [H, W, 3] or [H, W, 4] (gives an array of the
         same channels). ``strength``: 0 the image unchanged, 1 fully stylised;
         ``preserve_color``: keep the image's colours; ``max_side``: shrink so the longer side
-        is at most this (0: no limit). Transparency is kept: the network sees the image over
-        white, and the result carries the input's alpha."""
-        options = stylise_options(strength, preserve_color, max_side)
+        is at most this (0: no limit). Multi-style models (``styles``): ``style`` names the
+        style to apply, or ``mix`` blends several (``{"starry_night": 0.7, "great_wave":
+        0.3}``; weights >= 0, normalised); neither: the first style. Transparency is kept:
+        the network sees the image over white, and the result carries the input's alpha."""
+        options = stylise_options(strength, preserve_color, max_side, style, mix)
+        weights = request_weights(self._model, options)
         source = read_input(image)
         prepared = self._prepare(source, options)
         try:
-            stylised = run_now(self._model, prepared.content).image
+            stylised = run_now(self._model, prepared.content, weights).image
         except Exception as exc:  # onnxruntime raises its own types (Fail, RuntimeException…)
             height, width = prepared.content.shape[:2]
             raise StylecastError(

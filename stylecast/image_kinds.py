@@ -14,6 +14,7 @@ from __future__ import annotations
 import numbers
 import operator
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeAlias
@@ -24,6 +25,7 @@ from PIL import Image
 from stylecast.errors import StylecastError
 from stylecast.serving.image_files import STDIO, read_bounded
 from stylecast.serving.imaging import ImageError, Pixels, StyliseOptions, read_pillow
+from stylecast.serving.styles import StyleRequestError
 from stylecast.serving.stylise import DEFAULT_MAX_BYTES
 
 PathLike: TypeAlias = str | os.PathLike[str]
@@ -74,9 +76,16 @@ def array_pixels(array: np.ndarray) -> Pixels:
     return Pixels(array)
 
 
-def stylise_options(strength: float, preserve_color: bool, max_side: int) -> StyliseOptions:
+def stylise_options(
+    strength: float,
+    preserve_color: bool,
+    max_side: int,
+    style: str = "",
+    mix: Mapping[str, float] | None = None,
+) -> StyliseOptions:
     """The pipeline's options from the API's arguments; raises ImageError for a value out of
-    range or of the wrong type (the same error locally and remotely)."""
+    range or of the wrong type, StyleRequestError for a malformed style or mix (the same
+    errors locally and remotely; whether the model has those styles is checked later)."""
     if isinstance(strength, bool) or not isinstance(strength, numbers.Real):
         raise ImageError(f"strength must be a number in [0, 1] (got {strength!r})")
     try:
@@ -85,7 +94,26 @@ def stylise_options(strength: float, preserve_color: bool, max_side: int) -> Sty
         raise ImageError(
             f"max_side must be a whole number of pixels, 0 for no limit (got {max_side!r})"
         ) from None
-    return StyliseOptions(float(strength), bool(preserve_color), side)
+    if not isinstance(style, str):
+        raise StyleRequestError(f"style must be a style's name (got {style!r})")
+    if mix is not None and not isinstance(mix, Mapping):
+        raise StyleRequestError(f"mix must be a dict of style name to weight (got {mix!r})")
+    pairs = sorted((mix or {}).items())
+    for name, weight in pairs:
+        number = isinstance(weight, numbers.Real) and not isinstance(weight, bool)
+        if not isinstance(name, str) or not number:
+            raise StyleRequestError(
+                f"mix must map style names to numbers (got {name!r}: {weight!r})"
+            )
+    if style and pairs:
+        raise StyleRequestError("give either a style or a mix, not both")
+    return StyliseOptions(
+        float(strength),
+        bool(preserve_color),
+        side,
+        style=style,
+        mix=tuple((name, float(weight)) for name, weight in pairs),
+    )
 
 
 def give_back(source: Input, rgb: np.ndarray, alpha: np.ndarray | None) -> Image.Image | np.ndarray:

@@ -16,6 +16,7 @@ or option is refused here, before any call, as a local model refuses it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import overload
 
 import numpy as np
@@ -126,6 +127,12 @@ class RemoteModel:
         read-only."""
         return self._card
 
+    @property
+    def styles(self) -> list[str]:
+        """A multi-style model's style names, in order (the first is the default); empty
+        for a single-style model."""
+        return [style.name for style in self._card.styles]
+
     def __repr__(self) -> str:
         return f"<stylecast.RemoteModel {self.name} v{self.version} at {self._connection.target}>"
 
@@ -137,6 +144,8 @@ class RemoteModel:
         strength: float = 1.0,
         preserve_color: bool = False,
         max_side: int = 0,
+        style: str = "",
+        mix: Mapping[str, float] | None = None,
     ) -> np.ndarray: ...
 
     @overload
@@ -147,6 +156,8 @@ class RemoteModel:
         strength: float = 1.0,
         preserve_color: bool = False,
         max_side: int = 0,
+        style: str = "",
+        mix: Mapping[str, float] | None = None,
     ) -> Image.Image: ...
 
     def stylise(
@@ -156,14 +167,21 @@ class RemoteModel:
         strength: float = 1.0,
         preserve_color: bool = False,
         max_side: int = 0,
+        style: str = "",
+        mix: Mapping[str, float] | None = None,
     ) -> Image.Image | np.ndarray:
         """Stylise ``image`` on the server: the arguments, and the kind of image returned,
         as ``stylecast.api.Model.stylise``."""
-        options = stylise_options(strength, preserve_color, max_side)
+        options = stylise_options(strength, preserve_color, max_side, style, mix)
         source = read_input(image)
         payload, encoding = _payload(source)
         request = request_options(
-            options.strength, options.preserve_color, options.max_side, encoding
+            options.strength,
+            options.preserve_color,
+            options.max_side,
+            encoding,
+            style=options.style,
+            mix=dict(options.mix),
         )
         reply = self._connection.client().stylise(payload, self.name, request)
         pixels = read_image(image_from_message(reply.image), REPLY_MAX_PIXELS)

@@ -28,10 +28,14 @@ def test_table_lists_each_model_with_its_figures(tiny_models_dir, capsys):
     out, _ = listing(tiny_models_dir, capsys)
     header, *rows = out.splitlines()
     assert header.split() == [
-        "NAME", "VERSION", "VERSIONS", "NETWORK", "PRECISION", "SIZE", "TESTING", "STATUS",
+        "NAME", "VERSION", "VERSIONS", "NETWORK", "PRECISION", "SIZE", "TESTING", "STYLES",
+        "STATUS",
     ]  # fmt: skip
     assert len(rows) == 1
-    name, version, versions, network, precision, size, unit, testing, status = rows[0].split()
+    name, version, versions, network, precision, size, unit, testing, styles, status = rows[
+        0
+    ].split()
+    assert styles == "-"
     assert (name, version, versions, network, precision) == (TINY_MODEL, "1", "1", "lite", "fp32")
     assert unit in ("kB", "MB") and float(size) > 0
     assert testing in ("yes", "no") and status == "ok"

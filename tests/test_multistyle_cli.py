@@ -75,6 +75,17 @@ def test_client_stylise_sends_the_mix(duo_models_dir, photo, tmp_path, start_ser
     assert np.abs(_pixels(out) - _pixels(local)).max() <= 2  # PNG both ways: the same pixels
 
 
+def test_model_listings_show_the_styles(duo_models_dir, start_server, capsys) -> None:
+    server = start_server(duo_models_dir)
+    for argv in (["models", "--models-dir", str(duo_models_dir)],
+                 ["client", "models", "--server", server.address]):  # fmt: skip
+        assert main(argv) == 0
+        header, *rows = capsys.readouterr().out.splitlines()
+        start = header.index("STYLES")  # columns are aligned; a cell may be empty
+        cells = {row.split()[0]: row[start:].split()[0] for row in rows}
+        assert cells == {DUO_MODEL: "starry_night,great_wave", TINY_MODEL: "-"}
+
+
 def test_sheet_shows_each_style(duo_models_dir, photo, tmp_path, capsys) -> None:
     out = tmp_path / "sheet.png"
     assert main(["sheet", str(photo), "--models-dir", str(duo_models_dir), "--out", str(out)]) == 0

@@ -185,3 +185,62 @@ def test_a_v1_client_still_works(duo_client, duo_local) -> None:
     card = next(c for c in duo_client.models() if c.name == DUO)
     read = v1_card.FromString(card.SerializeToString())
     assert read.name == DUO and read.style_image == "starry_night.jpg"
+
+
+# -- the Python API (stylecast.load / stylecast.connect) ----------------------------------
+
+
+@pytest.fixture(params=["local", "remote"])
+def duo_api(request: pytest.FixtureRequest, duo_models: Path):
+    """The two-style model through the Python API, in-process and through the server."""
+    import stylecast
+
+    if request.param == "local":
+        return stylecast.load(DUO, models_dir=duo_models)
+    connection = stylecast.connect(request.getfixturevalue("duo_server").address, timeout=30)
+    request.addfinalizer(connection.close)
+    return connection.model(DUO)
+
+
+def test_api_picks_and_mixes_styles(duo_api, duo_local) -> None:
+    photo = decode_image(EncodedImage(encoded_image(64, "PNG")))
+    assert duo_api.styles == STYLES
+    first = duo_api.stylise(photo)
+    np.testing.assert_array_equal(duo_api.stylise(photo, style="starry_night"), first)
+    wave = duo_api.stylise(photo, style="great_wave")
+    assert np.abs(wave.astype(int) - first).mean() > 1
+    np.testing.assert_array_equal(duo_api.stylise(photo, mix={"great_wave": 2.0}), wave)
+    half = duo_api.stylise(photo, mix={"starry_night": 0.5, "great_wave": 0.5})
+    assert not np.array_equal(half, first) and not np.array_equal(half, wave)
+    np.testing.assert_array_equal(half, _local(duo_local, mix=(("great_wave", 0.5),
+                                                               ("starry_night", 0.5))))  # fmt: skip
+
+
+API_REFUSALS = [
+    ({"style": "mona_lisa"}, r"unknown style 'mona_lisa'.*starry_night, great_wave"),
+    ({"mix": {"starry_night": -1.0, "great_wave": 1.0}}, r"must be >= 0"),
+    ({"mix": {"starry_night": 0.0}}, r"all zero"),
+    ({"style": "great_wave", "mix": {"great_wave": 1.0}}, r"either a style or a mix"),
+    ({"mix": {"great_wave": "lots"}}, r"mix must map style names to numbers"),
+    ({"mix": [("great_wave", 1.0)]}, r"mix must be a dict of style name to weight"),
+    ({"style": 3}, r"style must be a style's name"),
+]
+
+
+@pytest.mark.parametrize(("options", "message"), API_REFUSALS)
+def test_api_refuses_styles_it_cannot_honour(duo_api, options, message) -> None:
+    from stylecast.errors import StylecastError
+
+    photo = decode_image(EncodedImage(encoded_image(32, "PNG")))
+    with pytest.raises(StylecastError, match=message):
+        duo_api.stylise(photo, **options)
+
+
+def test_api_single_style_model_has_no_styles(duo_models: Path) -> None:
+    import stylecast
+    from stylecast.errors import StylecastError
+
+    tiny = stylecast.load(TINY_MODEL, models_dir=duo_models)
+    assert tiny.styles == []
+    with pytest.raises(StylecastError, match="has a single style"):
+        tiny.stylise(decode_image(EncodedImage(encoded_image(32, "PNG"))), style="starry_night")

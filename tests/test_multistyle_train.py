@@ -123,6 +123,26 @@ def test_config_names_and_counts_styles(style_images, tmp_path: Path) -> None:
     assert folder_styles(style_images[0].parent) == tuple(str(p) for p in style_images)
 
 
+@pytest.mark.parametrize("sampling", ["sample", "batch"])
+def test_style_sampling_draws_per_image_or_per_batch(sampling: str) -> None:
+    from types import SimpleNamespace
+
+    from stylecast.training.module import StyleTransferModule
+
+    config = TrainConfig(style_image="a/x.jpg", extra_styles=("b/y.png", "c/z.png"),
+                         content_dirs=("c",), style_sampling=sampling)  # fmt: skip
+    holder = SimpleNamespace(cfg=config, device=torch.device("cpu"))
+    torch.manual_seed(0)
+    draws = [StyleTransferModule._styles(holder, 8, None) for _ in range(20)]  # type: ignore[arg-type]
+    assert all(d.shape == (8,) and d.min() >= 0 and d.max() < 3 for d in draws)
+    mixed = [len(d.unique()) > 1 for d in draws]
+    assert all(mixed) if sampling == "sample" else not any(mixed)
+    assert len(torch.cat(draws).unique()) == 3  # every style is drawn either way
+    with pytest.raises(StylecastError, match="style sampling must be one of sample, batch"):
+        TrainConfig(style_image="a/x.jpg", content_dirs=("c",), style_sampling="image")
+    assert "style_sampling" not in _as_dict(TrainConfig(style_image="a.jpg", content_dirs=("c",)))
+
+
 def _as_dict(config: TrainConfig) -> dict:
     from stylecast.training.config import to_dict
 

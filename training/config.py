@@ -123,6 +123,9 @@ class LossConfig:
         return dict(zip(self.style_layers, weights, strict=True))
 
 
+STYLE_SAMPLING = ("sample", "batch")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything `stylecast train` needs besides devices, precision and logging cadence.
@@ -157,6 +160,9 @@ class TrainConfig:
     extra_styles: tuple[str, ...] = ()
     frozen_styles: int = 0
     base_weights: str | None = None
+    # Several styles: "sample" draws a style for every image of a batch, "batch" one style for
+    # the whole batch (docs/multistyle.md has the side-by-side measurement behind the default).
+    style_sampling: str = "sample"
 
     @property
     def styles(self) -> tuple[str, ...]:
@@ -177,6 +183,11 @@ class TrainConfig:
             )
         if (self.frozen_styles > 0) != (self.base_weights is not None):
             raise StylecastError("frozen styles need the base weights they come from")
+        if self.style_sampling not in STYLE_SAMPLING:
+            raise StylecastError(
+                f"style sampling must be one of {', '.join(STYLE_SAMPLING)} "
+                f"(got {self.style_sampling!r})"
+            )
         if self.teacher is not None and len(self.styles) > 1:
             raise StylecastError("distillation (--teacher) trains one style at a time")
         if isinstance(self.content_dirs, str):  # one folder given as a plain string
@@ -229,7 +240,8 @@ def require_positive(label: str, value: int | float) -> None:
 # Fields a single-style config leaves out of its dict, so its records, checkpoints and model
 # cards read exactly as before several styles existed.
 _SINGLE_STYLE_DEFAULTS: dict[str, Any] = {"extra_styles": (), "frozen_styles": 0,
-                                          "base_weights": None}  # fmt: skip
+                                          "base_weights": None,
+                                          "style_sampling": "sample"}  # fmt: skip
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -2,11 +2,11 @@
 Lightning's Trainer owns the loop, devices, precision, checkpoints and logging.
 
 Several styles: each training image gets a style drawn at random (one per sample, so every
-batch sees several styles against their own Gram targets, computed once); validation
-cycles through them. Adding styles (``TrainConfig.frozen_styles``): the network starts from
-``base_weights`` and only the new styles' instance-norm rows train; the shared weights are
-not given to the optimiser and the old rows' gradients are zeroed, so the old styles stay
-bit for bit as they were."""
+batch sees several styles against their own Gram targets, computed once; or, with
+``style_sampling="batch"``, one per batch); validation cycles through them. Adding styles
+(``TrainConfig.frozen_styles``): the network starts from ``base_weights`` and only the new
+styles' instance-norm rows train; the shared weights are not given to the optimiser and the
+old rows' gradients are zeroed, so the old styles stay bit for bit as they were."""
 
 from __future__ import annotations
 
@@ -80,7 +80,8 @@ class StyleTransferModule(L.LightningModule):
         if total == 1:
             return None
         if offset is None:
-            return torch.randint(first, total, (count,), device=self.device)
+            draws = 1 if self.cfg.style_sampling == "batch" else count
+            return torch.randint(first, total, (draws,), device=self.device).expand(count)
         cycle = (torch.arange(count, device=self.device) + offset) % (total - first)
         return cycle + first
 

@@ -31,14 +31,20 @@ def _status(entry: Any) -> str:
     return f"ok (broken {broken})" if broken else "ok"
 
 
+def styles_cell(styles: list[str]) -> str:
+    """A multi-style model's styles for a table cell ("-": a single-style model)."""
+    return ",".join(styles) or "-"
+
+
 def models_table(entries: list[Any]) -> str:
     """The entries as an aligned text table, the status (or error) last."""
-    rows = [("NAME", "VERSION", "VERSIONS", "NETWORK", "PRECISION", "SIZE", "TESTING", "STATUS")]
+    rows = [("NAME", "VERSION", "VERSIONS", "NETWORK", "PRECISION", "SIZE", "TESTING", "STYLES",
+             "STATUS")]  # fmt: skip
     for e in entries:
         testing = "-" if e.testing_only is None else ("yes" if e.testing_only else "no")
         rows.append((e.name, str(e.version or "-"), ",".join(map(str, e.versions)) or "-",
                      e.network or "-", e.precision or "-", _size(e.size_bytes), testing,
-                     _status(e)))  # fmt: skip
+                     styles_cell(e.styles), _status(e)))  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = []
     for row in rows:

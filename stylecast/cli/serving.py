@@ -220,11 +220,14 @@ def _cmd_client_models(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps([MessageToDict(card) for card in cards], indent=2))
         return
-    rows = [("NAME", "VERSION", "PRECISION", "PROVIDER", "TESTING", "DESCRIPTION")]
+    from .models import styles_cell
+
+    rows = [("NAME", "VERSION", "PRECISION", "PROVIDER", "TESTING", "STYLES", "DESCRIPTION")]
     for card in cards:
         precision = next((v.precision for v in card.versions if v.version == card.version), "?")
+        styles = styles_cell([style.name for style in card.styles])
         rows.append((card.name, str(card.version), precision, card.provider,
-                     "yes" if card.testing_only else "no", card.description))  # fmt: skip
+                     "yes" if card.testing_only else "no", styles, card.description))  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]

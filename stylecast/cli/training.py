@@ -68,6 +68,7 @@ def _train_config(args: argparse.Namespace) -> Any:
         loss=LossConfig(**loss_overrides(args)),
         teacher=args.teacher,
         teacher_weight=args.teacher_weight,
+        style_sampling=args.style_sampling,
     )
 
 
@@ -184,6 +185,13 @@ def _add_train(sub: Any) -> None:
         "named by their file names",
     )
     p.add_argument("--styles", metavar="DIR", help="every style image in DIR, sorted by name")
+    p.add_argument(
+        "--style-sampling",
+        choices=("sample", "batch"),
+        default="sample",
+        help="several styles: draw a style for every image of a batch (sample, the default) "
+        "or one for the whole batch",
+    )
     p.add_argument(
         "--add-style",
         action="append",
