@@ -373,14 +373,18 @@ def test_train_exports_into_the_run_folder_unless_told(train_args, tmp_path, cap
 
 
 @pytest.mark.slow
-def test_ddp_on_two_cpu_processes_trains_and_exports_once(tmp_path, content_dir, style_image):
+@pytest.mark.parametrize("styles", [1, 2], ids=["one-style", "two-styles"])
+def test_ddp_on_two_cpu_processes_trains_and_exports_once(
+    tmp_path, content_dir, style_images, styles
+):
     """`--devices 2 --strategy ddp` on the CPU (gloo): both ranks train, only global rank zero
     reports and exports, so the model gets exactly one version (rank 1 used to crash
-    renaming into the version folder rank 0 had just created)."""
+    renaming into the version folder rank 0 had just created). A two-style network trains
+    the same way (each rank draws its own styles) and exports with both styles."""
     models = tmp_path / "models"
+    chosen = [arg for path in style_images[-styles:] for arg in ("--style", str(path))]
     argv = [
-        *stylecast_command(), "train",
-        "--style", str(style_image), "--content-dir", str(content_dir),
+        *stylecast_command(), "train", *chosen, "--content-dir", str(content_dir),
         "--out", str(tmp_path / "run"), "--image-size", "32", "--batch-size", "2",
         "--max-steps", "3", "--network", "lite", "--sample-every", "0",
         "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp",
@@ -394,6 +398,10 @@ def test_ddp_on_two_cpu_processes_trains_and_exports_once(tmp_path, content_dir,
     assert [p.name for p in (models / "ddp").iterdir() if p.name.isdigit()] == ["1"]
     assert result.stdout.count("exported ddp v1") == 1
     assert result.stdout.strip().splitlines()[-1] == f"exported ddp v1: {models}/ddp/1/model.onnx"
+    card = json.loads((models / "ddp" / "model.json").read_text())
+    assert [style["name"] for style in card.get("styles", [])] == (
+        [path.stem for path in style_images[-styles:]] if styles > 1 else []
+    )
 
 
 @pytest.mark.parametrize(
