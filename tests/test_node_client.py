@@ -21,10 +21,18 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
-from serving_fixtures import REPO_ROOT, encoded_image, server_config
+from serving_fixtures import (
+    DUO_MODEL,
+    DUO_STYLES,
+    REPO_ROOT,
+    encoded_image,
+    server_config,
+)
 
 from stylecast.serving.client import StylecastClient
 from stylecast.serving.server import StylecastServer
+
+pytest_plugins = ("serving_fixtures",)
 
 EXAMPLE = REPO_ROOT / "examples" / "node"
 SCRIPT = EXAMPLE / "stylise.js"
@@ -155,6 +163,35 @@ def test_missing_input_file(server: StylecastServer, tmp_path: Path) -> None:
             "--strength must be a number in [0, 1]",
         ),
         (("--timeout", "0", "list"), "--timeout must be a positive number"),
+        (
+            ("stylise", "--model", "m", "--in", "a.jpg", "--out", "b.jpg", "--mix", "a=1"),
+            "bad --mix",
+        ),
+        (
+            ("stylise", "--model", "m", "--in", "a.jpg", "--out", "b.jpg", "--mix", "a:-1"),
+            "weights >= 0",
+        ),
+        (
+            ("stylise", "--model", "m", "--in", "a.jpg", "--out", "b.jpg", "--mix", "a:1,a:2"),
+            "appears twice",
+        ),
+        (
+            (
+                "stylise",
+                "--model",
+                "m",
+                "--in",
+                "a.jpg",
+                "--out",
+                "b.jpg",
+                "--style",
+                "a",
+                "--mix",
+                "a:1",
+            ),
+            "either --style or --mix",
+        ),
+        (("list", "--style", "a"), "list takes no"),
     ],
 )
 def test_bad_arguments_exit_2(args: tuple[str, ...], message: str) -> None:
@@ -162,6 +199,38 @@ def test_bad_arguments_exit_2(args: tuple[str, ...], message: str) -> None:
     assert result.returncode == 2
     assert message in result.stderr
     assert "usage: node stylise.js --help" in result.stderr
+
+
+def test_styles_of_a_multi_style_model(duo_models_dir: Path, photo: Path, tmp_path: Path) -> None:
+    """`list` shows the styles; --style and --mix reach the server as the proto's style and
+    style_mix (the same pixels as the Python client's request); bad names are the server's
+    INVALID_ARGUMENT."""
+    from stylecast.serving.codec import request_options
+
+    duo = StylecastServer(server_config(duo_models_dir)).start()
+    try:
+        listed = run_node("--server", duo.address, "list")
+        outs = {key: tmp_path / f"{key}.png" for key in ("style", "mix", "blend")}
+        stylise = ("--server", duo.address, "stylise", "--model", DUO_MODEL, "--in", str(photo))
+        by_style = run_node(*stylise, "--out", str(outs["style"]), "--style", "great_wave")
+        by_mix = run_node(*stylise, "--out", str(outs["mix"]), "--mix", "great_wave:2")
+        blend = run_node(*stylise, "--out", str(outs["blend"]), "--mix",
+                         "starry_night:0.5,great_wave:0.5")  # fmt: skip
+        unknown = run_node(*stylise, "--out", str(tmp_path / "x.png"), "--style", "mona_lisa")
+        with StylecastClient(duo.address) as client:
+            options = request_options(encoding="png", mix={"starry_night": 1, "great_wave": 1})
+            python = client.stylise(photo.read_bytes(), DUO_MODEL, options).image.data
+    finally:
+        duo.stop(0)
+    assert listed.returncode == 0, listed.stderr
+    assert f"styles: {','.join(DUO_STYLES)}" in listed.stdout
+    for result in (by_style, by_mix, blend):
+        assert result.returncode == 0, result.stderr
+    assert np.array_equal(pixels(outs["style"]), pixels(outs["mix"]))
+    assert np.array_equal(pixels(outs["blend"]), pixels(python))
+    assert not np.array_equal(pixels(outs["blend"]), pixels(outs["style"]))
+    assert unknown.returncode == 1
+    assert "INVALID_ARGUMENT" in unknown.stderr and "unknown style 'mona_lisa'" in unknown.stderr
 
 
 def test_unreachable_server_is_unavailable() -> None:

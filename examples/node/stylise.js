@@ -3,7 +3,7 @@
 //
 //   node stylise.js [--server HOST:PORT] [--token T] list
 //   node stylise.js [--server HOST:PORT] [--token T] stylise --model NAME --in IN --out OUT
-//                   [--strength 0..1]
+//                   [--strength 0..1] [--style NAME | --mix NAME:W,NAME:W]
 //
 // The API is loaded at run time from the project's proto/ folder (no generated code). Exit
 // codes: 0 done, 1 a gRPC error (its status code name and details on stderr), 2 bad arguments,
@@ -27,6 +27,8 @@ const OUTPUT_ENCODINGS = {
 const USAGE = `usage: node stylise.js [--server HOST:PORT] [--token T] [--timeout S] list
        node stylise.js [--server HOST:PORT] [--token T] [--timeout S] stylise --model NAME
                        --in IMAGE --out OUT.jpg|.png|.webp [--strength 0..1]
+                       [--style NAME | --mix NAME:WEIGHT,NAME:WEIGHT]
+--style and --mix pick or blend the styles of a multi-style model (list shows them).
 --server defaults to 127.0.0.1:50051, --token to $STYLECAST_TOKEN, --timeout to 60 seconds.`;
 
 class Failure extends Error {
@@ -52,6 +54,8 @@ function parseCommandLine(argv) {
         in: { type: 'string' },
         out: { type: 'string' },
         strength: { type: 'string' },
+        style: { type: 'string' },
+        mix: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -82,10 +86,36 @@ function parseCommandLine(argv) {
         throw usageError(`--strength must be a number in [0, 1] (got ${values.strength})`);
       }
     }
-  } else if (values.model || values.in || values.out || values.strength !== undefined) {
-    throw usageError('list takes no --model, --in, --out or --strength');
+    if (values.style !== undefined && values.mix !== undefined) {
+      throw usageError('give either --style or --mix, not both');
+    }
+    if (values.style !== undefined && values.style.trim() === '') {
+      throw usageError('--style needs a style name');
+    }
+  } else if (values.model || values.in || values.out || values.strength !== undefined ||
+             values.style !== undefined || values.mix !== undefined) {
+    throw usageError('list takes no --model, --in, --out, --strength, --style or --mix');
   }
-  return { command, ...values, timeout };
+  const mix = values.mix === undefined ? undefined : parseMix(values.mix);
+  return { command, ...values, mix, timeout };
+}
+
+// "starry_night:0.7,great_wave:0.3" as {starry_night: 0.7, great_wave: 0.3} (the proto's
+// style_mix map); the server checks the names against the model and normalises the weights.
+function parseMix(text) {
+  const mix = {};
+  for (const pair of text.split(',')) {
+    const [name, weight, ...rest] = pair.split(':');
+    const value = Number(weight);
+    if (!name || rest.length > 0 || weight === undefined || weight.trim() === '' ||
+        !Number.isFinite(value) || value < 0) {
+      throw usageError(`bad --mix ${JSON.stringify(text)}: write NAME:WEIGHT pairs separated ` +
+                       'by commas, weights >= 0');
+    }
+    if (name in mix) throw usageError(`style ${name} appears twice in --mix`);
+    mix[name] = value;
+  }
+  return mix;
 }
 
 function connect(server) {
@@ -122,7 +152,8 @@ async function list(client, args) {
   if (models.length === 0) console.error('the server has no models loaded');
   for (const card of models) {
     const notes = card.testing_only ? '\ttesting only' : '';
-    console.log(`${card.name}\tv${card.version}\t${card.provider}${notes}`);
+    const styles = card.styles.length ? `\tstyles: ${card.styles.map((s) => s.name).join(',')}` : '';
+    console.log(`${card.name}\tv${card.version}\t${card.provider}${notes}${styles}`);
   }
 }
 
@@ -136,6 +167,8 @@ async function stylise(client, args) {
   const options = { output_encoding: OUTPUT_ENCODINGS[path.extname(args.out).toLowerCase()] };
   // `strength` is a proto3 `optional` field: left out, the server applies the full style (1).
   if (args.strength !== undefined) options.strength = Number(args.strength);
+  if (args.style !== undefined) options.style = args.style; // a multi-style model's style
+  if (args.mix !== undefined) options.style_mix = args.mix; // or a blend of its styles
   // encoding ENCODING_UNSPECIFIED (the default): the server detects JPEG, PNG or WebP.
   const request = { model: args.model, image: { data }, options };
   const reply = await call(client, 'Stylise', request, args);
