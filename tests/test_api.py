@@ -128,7 +128,7 @@ def test_readme_local_example_runs_as_written(tmp_path, monkeypatch, capsys):
     assert "stylecast.load(" in code and "connect(" not in code
     printed = run_example(code, tmp_path, monkeypatch, capsys)
     assert printed == promised_output(code)
-    assert len(printed) == 6
+    assert len(printed) == 8
     with Image.open(tmp_path / "demo-out" / "kodim23.starry_night_lite.png") as saved:
         assert (saved.format, saved.size) == ("PNG", (256, 170))
 
@@ -245,6 +245,7 @@ def test_listing_models(connection):
         "starry_night_lite",
         "starry_night_rt",
         "starry_night_rt_int8",
+        "two_styles_lite",
     ]
     assert connection.models() == stylecast.models(MODELS)
 
