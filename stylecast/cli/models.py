@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,11 @@ def models_table(entries: list[Any]) -> str:
         rows.append((e.name, str(e.version or "-"), ",".join(map(str, e.versions)) or "-",
                      e.network or "-", e.precision or "-", _size(e.size_bytes), testing,
                      styles_cell(e.styles), _status(e)))  # fmt: skip
+    return aligned_table(rows)
+
+
+def aligned_table(rows: Sequence[Sequence[str]]) -> str:
+    """Rows of cells as text columns two spaces apart; the last column is not padded."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = []
     for row in rows:

@@ -220,7 +220,7 @@ def _cmd_client_models(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps([MessageToDict(card) for card in cards], indent=2))
         return
-    from .models import styles_cell
+    from .models import aligned_table, styles_cell
 
     rows = [("NAME", "VERSION", "PRECISION", "PROVIDER", "TESTING", "STYLES", "DESCRIPTION")]
     for card in cards:
@@ -228,10 +228,7 @@ def _cmd_client_models(args: argparse.Namespace) -> None:
         styles = styles_cell([style.name for style in card.styles])
         rows.append((card.name, str(card.version), precision, card.provider,
                      "yes" if card.testing_only else "no", styles, card.description))  # fmt: skip
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
-        print("  ".join([*cells, row[-1]]).rstrip())
+    print(aligned_table(rows))
 
 
 def _cmd_client_stylise(args: argparse.Namespace) -> None:
