@@ -154,6 +154,15 @@ def test_refuses_to_start_over_an_existing_run(trained) -> None:
         run_training(config, _run(out))
 
 
+def test_last_checkpoint_holds_the_final_step(tmp_path, style_image, content_dir, loss_config):
+    """A run that ends between two checkpoint steps still leaves its final state to resume
+    from (Lightning alone would leave step 2 of 3)."""
+    config = _config(style_image, content_dir, loss_config)
+    out = run_training(config, _run(tmp_path / "run", max_steps=3, checkpoint_every=2)).out
+    assert _checkpoint(out / "checkpoints" / "last.ckpt")["global_step"] == 3
+    assert sorted(p.name for p in (out / "checkpoints").glob("last*.ckpt")) == ["last.ckpt"]
+
+
 @pytest.mark.slow
 def test_sigterm_saves_state_and_resume_continues(training_run, monkeypatch) -> None:
     """Resume the 8-step run, stop it with SIGTERM (as a scheduler or `docker stop` would) two

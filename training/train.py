@@ -365,4 +365,16 @@ def run_training(config: TrainConfig, run: RunOptions) -> TrainingOutcome:
             f"training interrupted at step {trainer.global_step}; state saved in "
             f"{run.checkpoint_dir} — continue with --resume last"
         )
+    save_final_checkpoint(trainer)
     return TrainingOutcome(Path(run.out), trainer.is_global_zero)
+
+
+def save_final_checkpoint(trainer: L.Trainer) -> None:
+    """Write the last checkpoint at the step training ended on. Lightning writes it every
+    ``checkpoint_every`` steps only, so a run that ends between two (``max_steps`` not a
+    multiple, early stopping) would resume from the earlier step and lose the steps since.
+    Every rank calls this (Lightning writes on rank zero)."""
+    callback = trainer.checkpoint_callback
+    if not isinstance(callback, ModelCheckpoint) or callback.dirpath is None:
+        return
+    trainer.save_checkpoint(callback.last_model_path or Path(callback.dirpath) / "last.ckpt")
