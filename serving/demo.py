@@ -48,7 +48,6 @@ class Variant:
     request options (None: the server's defaults)."""
 
     label: str
-    model: str
     options: pb.StyliseOptions | None = None
 
 
@@ -57,10 +56,10 @@ def variants(card: pb.ModelCard) -> list[Variant]:
     blend of them all."""
     names = [style.name for style in card.styles]
     if not names:
-        return [Variant(card.name, card.name)]
-    each = [Variant(f"{card.name}/{n}", card.name, request_options(style=n)) for n in names]
+        return [Variant(card.name)]
+    each = [Variant(f"{card.name}/{n}", request_options(style=n)) for n in names]
     even = request_options(mix={name: 1.0 / len(names) for name in names})
-    return [*each, Variant(f"{card.name}/{BLEND}", card.name, even)]
+    return [*each, Variant(f"{card.name}/{BLEND}", even)]
 
 
 def blend_strip(client: StylecastClient, card: pb.ModelCard, payload: bytes) -> list[Tile]:

@@ -84,8 +84,8 @@ def stylise_options(
     mix: Mapping[str, float] | None = None,
 ) -> StyliseOptions:
     """The pipeline's options from the API's arguments; raises ImageError for a value out of
-    range or of the wrong type, StyleRequestError for a malformed style or mix (the same
-    errors locally and remotely; whether the model has those styles is checked later)."""
+    range or of the wrong type, StyleRequestError for a style or mix of the wrong type (the
+    same errors locally and remotely; serving.styles, or the server, checks the rest)."""
     if isinstance(strength, bool) or not isinstance(strength, numbers.Real):
         raise ImageError(f"strength must be a number in [0, 1] (got {strength!r})")
     try:
@@ -105,8 +105,6 @@ def stylise_options(
             raise StyleRequestError(
                 f"mix must map style names to numbers (got {name!r}: {weight!r})"
             )
-    if style and pairs:
-        raise StyleRequestError("give either a style or a mix, not both")
     return StyliseOptions(
         float(strength),
         bool(preserve_color),

@@ -220,7 +220,7 @@ API_REFUSALS = [
     ({"style": "mona_lisa"}, r"unknown style 'mona_lisa'.*starry_night, great_wave"),
     ({"mix": {"starry_night": -1.0, "great_wave": 1.0}}, r"must be >= 0"),
     ({"mix": {"starry_night": 0.0}}, r"all zero"),
-    ({"style": "great_wave", "mix": {"great_wave": 1.0}}, r"either a style or a mix"),
+    ({"style": "great_wave", "mix": {"great_wave": 1.0}}, r"either a style or a style mix"),
     ({"mix": {"great_wave": "lots"}}, r"mix must map style names to numbers"),
     ({"mix": [("great_wave", 1.0)]}, r"mix must be a dict of style name to weight"),
     ({"style": 3}, r"style must be a style's name"),

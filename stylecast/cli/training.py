@@ -177,6 +177,8 @@ def _command_line() -> str:
 
 
 def _add_train(sub: Any) -> None:
+    from ..training.config import STYLE_SAMPLING, TrainConfig  # plain dataclasses, no torch
+
     p = sub.add_parser("train", help="train a feed-forward style network (Lightning)")
     p.add_argument(
         "--style",
@@ -187,8 +189,8 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--styles", metavar="DIR", help="every style image in DIR, sorted by name")
     p.add_argument(
         "--style-sampling",
-        choices=("sample", "batch"),
-        default="sample",
+        choices=STYLE_SAMPLING,
+        default=TrainConfig.style_sampling,
         help="several styles: draw a style for every image of a batch (sample, the default) "
         "or one for the whole batch",
     )
