@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ from stylecast.training.config import NetworkConfig, TrainConfig, train_from_dic
 from stylecast.training.data import hold_out
 from stylecast.training.images import save_image
 from stylecast.training.losses import PerceptualLoss
-from stylecast.training.module import StyleTransferModule
+from stylecast.training.module import StyleTransferModule, cosine_factor
 from stylecast.training.network import TransformNet
 from stylecast.training.train import RunOptions, build_trainer, check_resume, run_training
 
@@ -58,15 +59,20 @@ def _checkpoint(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
-def _logged_losses(run_dir: Path) -> list[float]:
+def _logged(run_dir: Path, tag: str) -> list[float]:
+    """A scalar's values in step order, across every TensorBoard events file of the run."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     values: dict[int, float] = {}
     for events in sorted((run_dir / "tensorboard").rglob("events.out.tfevents.*")):
         accumulator = EventAccumulator(str(events))
         accumulator.Reload()
-        values.update({e.step: e.value for e in accumulator.Scalars("train/loss")})
+        values.update({e.step: e.value for e in accumulator.Scalars(tag)})
     return [values[step] for step in sorted(values)]
+
+
+def _logged_losses(run_dir: Path) -> list[float]:
+    return _logged(run_dir, "train/loss")
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +167,32 @@ def test_last_checkpoint_holds_the_final_step(tmp_path, style_image, content_dir
     out = run_training(config, _run(tmp_path / "run", max_steps=3, checkpoint_every=2)).out
     assert _checkpoint(out / "checkpoints" / "last.ckpt")["global_step"] == 3
     assert sorted(p.name for p in (out / "checkpoints").glob("last*.ckpt")) == ["last.ckpt"]
+
+
+def test_cosine_factor_falls_from_one_to_the_floor() -> None:
+    factors = [cosine_factor(step, 10, 0.01) for step in range(13)]
+    assert factors[0] == 1.0
+    assert factors[5] == pytest.approx(0.505)
+    assert factors[10:] == [pytest.approx(0.01)] * 3  # held at the floor past the end
+    assert all(a > b for a, b in itertools.pairwise(factors[:11]))
+
+
+def test_cosine_schedule_ends_at_the_final_fraction(
+    tmp_path, style_image, content_dir, loss_config
+) -> None:
+    """The learning rate Lightning logs falls from --lr to lr × lr_final_fraction by the last
+    step; a constant schedule logs --lr throughout."""
+    base = _config(style_image, content_dir, loss_config)
+    cosine = dataclasses.replace(base, lr_schedule="cosine", lr_final_fraction=0.1)
+    rates = {}
+    for config in (base, cosine):
+        out = run_training(config, _run(tmp_path / config.lr_schedule, max_steps=5)).out
+        rates[config.lr_schedule] = _logged(out, "lr-Adam")
+    assert rates["constant"] == [pytest.approx(1e-3)] * 5
+    assert rates["cosine"][0] == pytest.approx(1e-3)
+    assert rates["cosine"][-1] == pytest.approx(1e-3 * cosine_factor(4, 5, 0.1))
+    assert all(a > b for a, b in itertools.pairwise(rates["cosine"]))
+    assert json.loads((out / "config.json").read_text())["train"]["lr_schedule"] == "cosine"
 
 
 @pytest.mark.slow
@@ -265,7 +297,16 @@ def test_run_options_reject_bad_values(tmp_path, kwargs) -> None:
         RunOptions(out=str(tmp_path), **kwargs)
 
 
-@pytest.mark.parametrize("kwargs", [{"image_size": 0}, {"batch_size": -1}, {"lr": 0.0}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"image_size": 0},
+        {"batch_size": -1},
+        {"lr": 0.0},
+        {"lr_schedule": "linear"},
+        {"lr_final_fraction": 1.5},
+    ],
+)
 def test_train_config_rejects_bad_values(kwargs) -> None:
     with pytest.raises(StylecastError):
         TrainConfig(style_image="s.jpg", content_dirs=("c",), **kwargs)

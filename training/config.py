@@ -124,6 +124,7 @@ class LossConfig:
 
 
 STYLE_SAMPLING = ("sample", "batch")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,10 @@ class TrainConfig:
     # Several styles: "sample" draws a style for every image of a batch, "batch" one style for
     # the whole batch (docs/multistyle.md has the side-by-side measurement behind the default).
     style_sampling: str = "sample"
+    # "cosine": the learning rate falls from ``lr`` to ``lr * lr_final_fraction`` along half a
+    # cosine over the run's steps (docs/validation/README.md has the measurement behind it).
+    lr_schedule: str = "constant"
+    lr_final_fraction: float = 0.01
 
     @property
     def styles(self) -> tuple[str, ...]:
@@ -187,6 +192,15 @@ class TrainConfig:
             raise StylecastError(
                 f"style sampling must be one of {', '.join(STYLE_SAMPLING)} "
                 f"(got {self.style_sampling!r})"
+            )
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise StylecastError(
+                f"learning-rate schedule must be one of {', '.join(LR_SCHEDULES)} "
+                f"(got {self.lr_schedule!r})"
+            )
+        if not 0.0 <= self.lr_final_fraction <= 1.0:
+            raise StylecastError(
+                f"final learning-rate fraction must be in [0, 1] (got {self.lr_final_fraction})"
             )
         if self.teacher is not None and len(self.styles) > 1:
             raise StylecastError("distillation (--teacher) trains one style at a time")

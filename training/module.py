@@ -11,6 +11,7 @@ old rows' gradients are zeroed, so the old styles stay bit for bit as they were.
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 from typing import Any
 
@@ -121,13 +122,30 @@ class StyleTransferModule(L.LightningModule):
         # draws its own crops and flips, or all ranks would augment in lockstep.
         torch.manual_seed(self.cfg.seed + 7919 * self.global_rank)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(trainable_parameters(self.network, self.cfg), lr=self.cfg.lr)
+    def configure_optimizers(self) -> Any:
+        optimizer = torch.optim.Adam(trainable_parameters(self.network, self.cfg), lr=self.cfg.lr)
+        if self.cfg.lr_schedule == "constant":
+            return optimizer
+        # The run's length as Lightning counts it (max_steps, or epochs × batches); a resume
+        # with a larger --max-steps stretches the remaining curve.
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        floor = self.cfg.lr_final_fraction
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: cosine_factor(step, total, floor)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint["state_dict"]
         for key in [k for k in state if k.startswith(("criterion.", "teacher."))]:
             del state[key]
+
+
+def cosine_factor(step: int, total: int, floor: float) -> float:
+    """The cosine schedule's multiple of the base learning rate at ``step`` of ``total``: 1 at
+    the start, ``floor`` at the end and after it."""
+    progress = min(step, total) / total
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def network_state(module: StyleTransferModule) -> dict[str, torch.Tensor]:

@@ -14,7 +14,12 @@ from typing import Any, Literal, cast, get_args
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, OnExceptionCheckpoint
+from lightning.pytorch.callbacks import (
+    EarlyStopping,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    OnExceptionCheckpoint,
+)
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader
 from torchvision.transforms.v2 import functional as TF
@@ -238,6 +243,7 @@ def build_trainer(run: RunOptions, samples: torch.Tensor, validate: bool) -> L.T
         OnExceptionCheckpoint(dirpath=run.checkpoint_dir, filename="interrupted"),
         SampleImages(samples, run.folder.samples_dir, run.sample_every),
         RunArtifacts(run.folder, asdict(run)),
+        LearningRateMonitor(logging_interval="step"),  # TensorBoard's "lr-Adam"
     ]
     if validate:
         # The best by validation loss, saved right after the validation that scored it.

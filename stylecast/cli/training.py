@@ -69,6 +69,7 @@ def _train_config(args: argparse.Namespace) -> Any:
         teacher=args.teacher,
         teacher_weight=args.teacher_weight,
         style_sampling=args.style_sampling,
+        lr_schedule=args.lr_schedule,
     )
 
 
@@ -177,7 +178,7 @@ def _command_line() -> str:
 
 
 def _add_train(sub: Any) -> None:
-    from ..training.config import STYLE_SAMPLING, TrainConfig  # plain dataclasses, no torch
+    from ..training.config import LR_SCHEDULES, STYLE_SAMPLING, TrainConfig  # no torch
 
     p = sub.add_parser("train", help="train a feed-forward style network (Lightning)")
     p.add_argument(
@@ -213,6 +214,13 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--max-steps", type=int, default=40_000, help="-1 for no step limit")
     p.add_argument("--max-epochs", type=positive_int)
     p.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
+    p.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        default=TrainConfig.lr_schedule,
+        help=f"constant (the default), or cosine: falls to --lr × "
+        f"{TrainConfig.lr_final_fraction} by the last step",
+    )
     p.add_argument(
         "--network",
         choices=("standard", "lite", "rt"),
