@@ -21,6 +21,7 @@ from stylecast.training.images import save_image
 from stylecast.training.losses import PerceptualLoss
 from stylecast.training.module import StyleTransferModule, cosine_factor
 from stylecast.training.network import TransformNet
+from stylecast.training.run_folder import RunFolder, read_trained
 from stylecast.training.train import RunOptions, build_trainer, check_resume, run_training
 
 SIZE = 64
@@ -357,6 +358,40 @@ def test_validation_on_held_aside_images_chooses_the_best_checkpoint(trained) ->
     assert state["global_step"] == {3: 4, 7: 8}[min(val, key=val.get)]
     recorded = json.loads((out / "config.json").read_text())["final_losses"]
     assert recorded["val_loss"] == pytest.approx(val[7], rel=1e-5)
+
+
+def test_the_best_checkpoint_is_read_with_the_run_record(trained, tmp_path) -> None:
+    """`export --best`: the best checkpoint's weights and step, with the run's commands."""
+    _, out = trained
+    folder = RunFolder(out)
+    checkpoint = _checkpoint(folder.best_checkpoint())
+    best = read_trained(out, best=True)
+    assert best.record.steps == checkpoint["global_step"]
+    assert best.record.commands == folder.read_record().commands
+    assert best.record.final_losses == {}
+    for key, value in best.state.items():
+        assert torch.equal(value, checkpoint["state_dict"][f"network.{key}"])
+    final = read_trained(out)
+    assert final.record.steps == STEPS and final.record.final_losses
+    with pytest.raises(StylecastError, match="no best-step"):
+        RunFolder(tmp_path).best_checkpoint()
+    with pytest.raises(StylecastError, match="from a run folder"):
+        read_trained(folder.best_checkpoint(), best=True)
+
+
+def test_export_cli_best_exports_the_best_step(trained, tmp_path, capsys) -> None:
+    from stylecast.cli import main
+    from stylecast.serving.model_card import read_card
+
+    _, out = trained
+    assert main(["export", str(out), "--name", "m", "--models-dir", str(tmp_path), "--best"]) == 0
+    card = read_card(tmp_path / "m")
+    assert card.final_losses == {}  # measured at the last step, not the best
+    assert card.train_command == RunFolder(out).read_record().command
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["export", str(empty), "--name", "x", "--models-dir", str(tmp_path), "--best"]) == 1
+    assert "no best-step" in capsys.readouterr().err
 
 
 def test_hold_out_is_deterministic_by_name_and_stable_when_files_are_added() -> None:

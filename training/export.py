@@ -117,9 +117,10 @@ class ExportResult:
     parity: dict[str, Any]
 
 
-def load_trained(path: str | Path) -> TrainedModel:
-    """Load a run folder (config.json + transform.pt) or a Lightning checkpoint (.ckpt)."""
-    trained = read_trained(path)
+def load_trained(path: str | Path, best: bool = False) -> TrainedModel:
+    """Load a run folder (config.json + transform.pt) or a Lightning checkpoint (.ckpt);
+    ``best``: the run folder's best checkpoint (run_folder.read_trained)."""
+    trained = read_trained(path, best)
     try:
         network = build_network(network_from_dict(trained.record.train["network"]))
         network.load_state_dict(trained.state)
@@ -258,12 +259,14 @@ def export_model(
     description: str = "",
     command: str = "",
     calibration_dir: str | Path | None = None,
+    best: bool = False,
 ) -> ExportResult:
     """Export a run or checkpoint as the next version of ``models_dir/name`` (its card:
     training.export_card).
 
     ``calibration_dir`` given: the version is int8 (training.quantize), calibrated on most of
-    its images and checked against the fp32 export on the rest.
+    its images and checked against the fp32 export on the rest. ``best``: export a run
+    folder's best checkpoint (by validation loss) rather than its final weights.
 
     The graph and its ``version.json`` are written aside, checked and parity-tested, then
     published with one rename (a new model's whole folder at once), so a server watching
@@ -273,7 +276,7 @@ def export_model(
     if fp16 and calibration_dir is not None:
         raise StylecastError("choose one precision: fp16 or int8, not both")
     split = split_calibration_dir(calibration_dir) if calibration_dir is not None else None
-    trained = load_trained(source)
+    trained = load_trained(source, best)
     if split is not None and style_count(trained.network) > 1:
         raise StylecastError("int8 export of a multi-style model is not supported yet")
     models_root = Path(models_dir)

@@ -4,7 +4,7 @@ weights file (writer and reader), and of the checkpoint fields export reads back
     RUN/config.json      RunRecord: training config, VGG weights id, style SHA-256, run
                          options, the command lines that made it, steps and final losses
     RUN/transform.pt     the transform network's state dict alone (what export needs)
-    RUN/checkpoints/     Lightning checkpoints (last.ckpt, best-*.ckpt, interrupted.ckpt)
+    RUN/checkpoints/     Lightning checkpoints (last.ckpt, best-stepNNNNNN.ckpt, interrupted.ckpt)
     RUN/samples/         PNG grids of sample images
     RUN/tensorboard/     TensorBoard logs
     RUN/models/          where `stylecast train` exports unless told another models folder
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from stylecast.errors import StylecastError
 RUN_CONFIG = "config.json"
 TRANSFORM_WEIGHTS = "transform.pt"
 CHECKPOINTS = "checkpoints"
+BEST_CHECKPOINT_PREFIX = "best-step"  # then the zero-padded global step, e.g. best-step000800
 SAMPLES = "samples"
 TENSORBOARD = "tensorboard"
 MODELS = "models"
@@ -113,6 +114,14 @@ class RunFolder:
     def checkpoints(self) -> list[Path]:
         return sorted(self.checkpoint_dir.glob("*.ckpt")) if self.checkpoint_dir.is_dir() else []
 
+    def best_checkpoint(self) -> Path:
+        """The run's best checkpoint (by validation loss, or training loss without validation).
+        A new best is written only when it beats the last, so the latest step is the best."""
+        found = sorted(self.checkpoint_dir.glob(f"{BEST_CHECKPOINT_PREFIX}*.ckpt"))
+        if not found:
+            raise StylecastError(f"{self.path} has no {BEST_CHECKPOINT_PREFIX}*.ckpt checkpoint")
+        return found[-1]  # zero-padded steps sort in order
+
     def is_finished(self) -> bool:
         """Training ended normally: the record and the weights are both there."""
         return self.config_path.is_file() and self.weights_path.is_file()
@@ -148,9 +157,23 @@ class TrainedWeights:
     record: RunRecord
 
 
-def read_trained(path: str | Path) -> TrainedWeights:
-    """The weights and record of a finished run folder or of a Lightning checkpoint (.ckpt)."""
+def read_trained(path: str | Path, best: bool = False) -> TrainedWeights:
+    """The weights and record of a finished run folder or of a Lightning checkpoint (.ckpt).
+
+    ``best``: a run folder's best checkpoint instead of its final weights, with the folder's
+    record (its commands), the best checkpoint's step, and no final losses (they were not
+    measured at that step)."""
     path = Path(path)
+    if best:
+        folder = RunFolder(path)
+        if not path.is_dir():
+            raise StylecastError(f"the best checkpoint is chosen from a run folder, not {path}")
+        chosen = _read_checkpoint(folder.best_checkpoint())
+        if folder.config_path.is_file():
+            chosen.record = replace(
+                folder.read_record(), steps=chosen.record.steps, final_losses={}
+            )
+        return chosen
     if path.is_dir():
         folder = RunFolder(path)
         if not folder.is_finished():

@@ -32,7 +32,13 @@ from .config import TrainConfig, network_from_dict, require_positive, to_dict
 from .data import ContentImages, ValidationImages, file_digest, hold_out, scan_folders
 from .images import load_image
 from .module import StyleTransferModule
-from .run_folder import TENSORBOARD, RunFolder, RunRecord, read_trained
+from .run_folder import (
+    BEST_CHECKPOINT_PREFIX,
+    TENSORBOARD,
+    RunFolder,
+    RunRecord,
+    read_trained,
+)
 from .vgg_weights import VggWeights
 
 log = logging.getLogger(__name__)
@@ -216,6 +222,9 @@ def _devices(value: str) -> int | str:
     return int(value) if value.isdigit() else value
 
 
+BEST_CHECKPOINT_NAME = BEST_CHECKPOINT_PREFIX + "{step:06d}"  # Lightning's filename template
+
+
 def build_trainer(run: RunOptions, samples: torch.Tensor, validate: bool) -> L.Trainer:
     """A Trainer with TensorBoard, last/best and on-interrupt checkpoints, and a progress bar
     when stderr is a terminal.
@@ -230,7 +239,7 @@ def build_trainer(run: RunOptions, samples: torch.Tensor, validate: bool) -> L.T
         # no validation.
         ModelCheckpoint(
             dirpath=run.checkpoint_dir,
-            filename="best-step{step:06d}",
+            filename=BEST_CHECKPOINT_NAME,
             auto_insert_metric_name=False,
             monitor=None if validate else "train/loss",
             mode="min",
@@ -250,7 +259,7 @@ def build_trainer(run: RunOptions, samples: torch.Tensor, validate: bool) -> L.T
         callbacks.append(
             ModelCheckpoint(
                 dirpath=run.checkpoint_dir,
-                filename="best-step{step:06d}",
+                filename=BEST_CHECKPOINT_NAME,
                 auto_insert_metric_name=False,
                 monitor="val/loss",
                 mode="min",

@@ -334,7 +334,7 @@ def _cmd_export(args: argparse.Namespace) -> None:
     result = export_model(
         args.source, args.name, args.models_dir, fp16=args.fp16, opset=args.opset,
         description=args.description or "", command=_command_line(),
-        calibration_dir=args.calibration_dir if args.int8 else None,
+        calibration_dir=args.calibration_dir if args.int8 else None, best=args.best,
     )  # fmt: skip
     _print_export(result)
 
@@ -357,6 +357,11 @@ def _add_export(sub: Any) -> None:
     p.add_argument(
         "--calibration-dir",
         help="content images for --int8: one in four is held aside to score int8 against fp32",
+    )
+    p.add_argument(
+        "--best",
+        action="store_true",
+        help="a run folder's best checkpoint (lowest validation loss) instead of its final weights",
     )
     p.add_argument("--opset", type=positive_int, default=20)
     p.add_argument("--description", help="one line for the model card")
