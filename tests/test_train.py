@@ -196,6 +196,22 @@ def test_cosine_schedule_ends_at_the_final_fraction(
     assert json.loads((out / "config.json").read_text())["train"]["lr_schedule"] == "cosine"
 
 
+def test_cosine_schedule_follows_the_global_step_on_resume(
+    tmp_path, style_image, content_dir, loss_config
+) -> None:
+    """A constant-rate checkpoint resumed with the cosine schedule (no scheduler state in it)
+    takes the curve up where the run stands, not from its top (the first resumed step still
+    uses the rate restored with the optimiser's state)."""
+    base = _config(style_image, content_dir, loss_config)
+    out = run_training(base, _run(tmp_path / "run", max_steps=3)).out
+    cosine = dataclasses.replace(base, lr_schedule="cosine", lr_final_fraction=0.1)
+    run_training(cosine, _run(out, max_steps=6, resume="last"))
+    rates = _logged(out, "lr-Adam")
+    assert rates[:3] == [pytest.approx(1e-3)] * 3
+    assert rates[3] == pytest.approx(1e-3)
+    assert rates[4:] == [pytest.approx(1e-3 * cosine_factor(step, 6, 0.1)) for step in (4, 5)]
+
+
 @pytest.mark.slow
 def test_sigterm_saves_state_and_resume_continues(training_run, monkeypatch) -> None:
     """Resume the 8-step run, stop it with SIGTERM (as a scheduler or `docker stop` would) two

@@ -127,11 +127,14 @@ class StyleTransferModule(L.LightningModule):
         if self.cfg.lr_schedule == "constant":
             return optimizer
         # The run's length as Lightning counts it (max_steps, or epochs × batches); a resume
-        # with a larger --max-steps stretches the remaining curve.
+        # with a larger --max-steps stretches the remaining curve. The factor follows the
+        # global step, not the scheduler's own count, so resuming a checkpoint that had no
+        # schedule (older, or constant) continues the curve where the run stands (from the
+        # second step: the first keeps the rate restored with the optimiser's state).
         total = max(1, int(self.trainer.estimated_stepping_batches))
         floor = self.cfg.lr_final_fraction
         schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: cosine_factor(step, total, floor)
+            optimizer, lambda _: cosine_factor(self.trainer.global_step, total, floor)
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 

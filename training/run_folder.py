@@ -28,6 +28,7 @@ RUN_CONFIG = "config.json"
 TRANSFORM_WEIGHTS = "transform.pt"
 CHECKPOINTS = "checkpoints"
 BEST_CHECKPOINT_PREFIX = "best-step"  # then the zero-padded global step, e.g. best-step000800
+BEST_CHECKPOINT_NAME = BEST_CHECKPOINT_PREFIX + "{step:06d}"  # as a Lightning filename template
 SAMPLES = "samples"
 TENSORBOARD = "tensorboard"
 MODELS = "models"

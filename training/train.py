@@ -32,13 +32,7 @@ from .config import TrainConfig, network_from_dict, require_positive, to_dict
 from .data import ContentImages, ValidationImages, file_digest, hold_out, scan_folders
 from .images import load_image
 from .module import StyleTransferModule
-from .run_folder import (
-    BEST_CHECKPOINT_PREFIX,
-    TENSORBOARD,
-    RunFolder,
-    RunRecord,
-    read_trained,
-)
+from .run_folder import BEST_CHECKPOINT_NAME, TENSORBOARD, RunFolder, RunRecord, read_trained
 from .vgg_weights import VggWeights
 
 log = logging.getLogger(__name__)
@@ -220,9 +214,6 @@ def _sample_batch(files: list[Path], size: int) -> torch.Tensor:
 
 def _devices(value: str) -> int | str:
     return int(value) if value.isdigit() else value
-
-
-BEST_CHECKPOINT_NAME = BEST_CHECKPOINT_PREFIX + "{step:06d}"  # Lightning's filename template
 
 
 def build_trainer(run: RunOptions, samples: torch.Tensor, validate: bool) -> L.Trainer:
