@@ -13,7 +13,7 @@ set -euo pipefail
 runs=${1:-runs}
 shared=${SHARED_DATA:-../shared/data}
 steps=${STEPS:-4000}
-lr=${LR:-5e-4}  # 5e-4 learns about twice as fast per step as 2e-3 (docs/validation/README.md)
+lr=${LR:-5e-4}  # reaches 2e-3's plateau in about half the steps (docs/validation/README.md)
 loss=(--content-layers relu3_1 --style-layers relu1_1,relu2_1,relu3_1,relu4_1 --style-weight 1e5 --tv-weight 1)
 
 train() {  # NAME STYLE
