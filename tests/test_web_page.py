@@ -155,6 +155,8 @@ def test_mix_sliders_appear_for_a_multi_style_model_only(
         assert 0 < difference(first_style, halfway) < difference(first_style, second_style)
         camera.select_model(TINY_MODEL)
         assert camera.mix_styles() == []  # hidden: a single-style model takes no mix
+        # Frames already in flight (up to max_in_flight) are answered by duo; the next by tiny.
+        camera.page.wait_for_function(f"window.stylecast.lastHeader.model === '{TINY_MODEL}'")
         camera.frames_after(2)
         assert camera.error_line() == "" and camera.stats()["lastHeader"]["model"] == TINY_MODEL
         camera.page.close()
