@@ -3,40 +3,29 @@ loss ratio falls from the first row to the last) and names a photo the report la
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
 
+from stylecast.validation.summary import read_summary, write_summary
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = REPO_ROOT / "benchmarks" / "capacity_ceiling.py"
-LOSS = {
-    "content_layers": ["relu3_1"],
-    "style_layers": ["relu1_1", "relu2_1", "relu3_1", "relu4_1"],
-    "style_layer_weights": None,
-    "content_weight": 1.0,
-    "style_weight": 100000.0,
-    "tv_weight": 1.0,
-}
+BUNDLED_REPORT = REPO_ROOT / "docs" / "validation" / "starry_night_lite" / "summary.json"
 
 
 def write_report(folder: Path) -> Path:
-    """A validate summary.json with one 64 px photo and made-up iterative losses (the ratios
-    are then the fitted network's own losses, which is all this test compares)."""
-    record = {
-        "name": "kodim04",
-        "path": str(REPO_ROOT / "assets" / "heldout" / "kodim04.jpg"),
-        "losses": {"iterative": {"total": 1.0, "content": 1.0}},
-        "history": [10.0, 5.0, 2.0, 1.0],
-    }
-    report = {
-        "settings": {"size": 64, "style_size": 64, "vgg_weights_spec": "random:0", "loss": LOSS},
-        "model": {"style_path": str(REPO_ROOT / "assets" / "styles" / "starry_night.jpg")},
-        "images": [record],
-    }
-    path = folder / "summary.json"
-    path.write_text(json.dumps(report))
-    return path
+    """The bundled starry_night_lite report cut to its kodim04 photo, scored at 64 px (its
+    256 px iterative losses then only scale the ratios, and this test compares ratios with
+    one another)."""
+    bundled = read_summary(BUNDLED_REPORT)
+    summary = dataclasses.replace(
+        bundled,
+        settings=dataclasses.replace(bundled.settings, size=64, style_size=64),
+        images=tuple(r for r in bundled.images if r.name == "kodim04"),
+    )
+    return write_summary(summary, folder / "summary.json")
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -65,3 +54,20 @@ def test_unknown_photo_is_named(tmp_path: Path) -> None:
     done = run("--report", str(report), "--photo", "nosuch", "--steps", "1")
     assert done.returncode == 2
     assert "no image named ['nosuch']" in done.stderr
+
+
+def test_bad_inputs_get_one_line(tmp_path: Path) -> None:
+    report = write_report(tmp_path)
+    not_a_report = tmp_path / "empty.json"
+    not_a_report.write_text("{}")
+    cases = {
+        ("--report", str(tmp_path / "missing.json")): "cannot read",
+        ("--report", str(not_a_report)): "not a stylecast validation summary",
+        ("--report", str(report), "--start", str(tmp_path / "no-run")): "no training run",
+        ("--report", str(report), "--network", "huge"): "unknown network preset",
+        ("--report", str(report), "--every", "0"): "must be > 0",
+    }
+    for args, message in cases.items():
+        done = run(*args)
+        assert done.returncode == 2, (args, done.stderr)
+        assert message in done.stderr and "Traceback" not in done.stderr, (args, done.stderr)
