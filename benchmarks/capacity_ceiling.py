@@ -31,7 +31,12 @@ import torch
 from stylecast.cli.args import positive_int
 from stylecast.cli.gpu_args import non_negative_int
 from stylecast.errors import StylecastError
-from stylecast.training.config import LossConfig, NetworkConfig, network_from_dict
+from stylecast.training.config import (
+    LossConfig,
+    NetworkConfig,
+    network_from_dict,
+    require_positive,
+)
 from stylecast.training.images import load_image
 from stylecast.training.losses import PerceptualLoss
 from stylecast.training.network import build_network
@@ -48,6 +53,9 @@ class Fit:
     lr: float
     warmup: int  # steps of linear warm-up: Adam's first full-size steps upset trained weights
     every: int  # steps between printed rows
+
+    def __post_init__(self) -> None:
+        require_positive("learning rate", self.lr)
 
 
 def network_factory(start: str | None, preset: str) -> Callable[[], torch.nn.Module]:
@@ -134,8 +142,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=non_negative_int, default=50, help="linear warm-up steps")
     parser.add_argument("--every", type=positive_int, default=100)
     args = parser.parse_args()
-    plan = Fit(args.steps, args.lr, args.warmup, args.every)
     try:
+        plan = Fit(args.steps, args.lr, args.warmup, args.every)
         summary = read_summary(args.report)
         records = [r for r in summary.images if not args.photo or r.name in args.photo]
         if not records:

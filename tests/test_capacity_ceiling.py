@@ -66,6 +66,7 @@ def test_bad_inputs_get_one_line(tmp_path: Path) -> None:
         ("--report", str(report), "--start", str(tmp_path / "no-run")): "no training run",
         ("--report", str(report), "--network", "huge"): "unknown network preset",
         ("--report", str(report), "--every", "0"): "must be > 0",
+        ("--report", str(report), "--lr", "-1"): "learning rate must be > 0",
     }
     for args, message in cases.items():
         done = run(*args)
